@@ -1,0 +1,193 @@
+"""Frozen configuration, one dataclass per stage, composed into :class:`CollectionConfig`.
+
+Configs are values: a component reads its config and never mutates it. The whole
+``CollectionConfig`` is saved as JSON in ``collection.json`` beside the index it built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ragfleet.errors import ConfigError, UnknownSpecError
+
+ChunkerKind = Literal["window", "sentence", "markdown"]
+_CHUNKERS = ("window", "sentence", "markdown")
+
+
+@dataclass(frozen=True)
+class ChunkerConfig:
+    """How documents are cut into chunks (part of the embedding contract).
+
+    ``kind``: ``window`` (token window with ``overlap``), ``sentence`` (sentences packed up
+    to ``max_tokens``), ``markdown`` (split at headings, then sentence-packed).
+    Tokens are counted with the encoder's own tokenizer.
+    """
+
+    kind: ChunkerKind = "sentence"
+    max_tokens: int = 256
+    overlap: int = 32
+
+    def __post_init__(self) -> None:
+        if self.kind not in _CHUNKERS:
+            raise UnknownSpecError(f"unknown chunker {self.kind!r}; choose one of {_CHUNKERS}")
+        if self.max_tokens < 8:
+            raise ConfigError(f"chunker max_tokens must be >= 8, got {self.max_tokens}")
+        if not 0 <= self.overlap < self.max_tokens:
+            raise ConfigError(
+                f"chunker overlap must be in [0, max_tokens), got {self.overlap} "
+                f"with max_tokens={self.max_tokens}"
+            )
+
+    @classmethod
+    def parse(cls, spec: str) -> ChunkerConfig:
+        """Parse ``"window:256:32"``, ``"sentence:256"``, ``"markdown:200"`` or a bare kind."""
+        parts = spec.strip().split(":")
+        try:
+            nums = [int(p) for p in parts[1:]]
+        except ValueError as e:
+            raise UnknownSpecError(
+                f"bad chunker spec {spec!r}: expected KIND[:MAX_TOKENS[:OVERLAP]], "
+                "e.g. window:256:32"
+            ) from e
+        if len(nums) > 2:
+            raise UnknownSpecError(f"bad chunker spec {spec!r}: at most two numbers")
+        kwargs: dict[str, Any] = {"kind": parts[0]}
+        if nums:
+            kwargs["max_tokens"] = nums[0]
+            kwargs["overlap"] = nums[1] if len(nums) > 1 else min(32, nums[0] // 8)
+        return cls(**kwargs)
+
+    @property
+    def spec(self) -> str:
+        return f"{self.kind}:{self.max_tokens}:{self.overlap}"
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Which encoder embeds the collection and how bulk embedding is batched.
+
+    ``batch_tokens``: a bulk batch holds at most this many (padded) tokens;
+    ``workers``: local processes for bulk embedding (0 = in this process).
+    """
+
+    name: str = "minilm-int8"
+    batch_tokens: int = 16384
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.batch_tokens < 64:
+            raise ConfigError(f"encoder batch_tokens must be >= 64, got {self.batch_tokens}")
+        if self.workers < 0:
+            raise ConfigError(f"encoder workers must be >= 0, got {self.workers}")
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """The dense index of every shard: a FAISS spec (``flat``, ``hnsw32``, ``ivf1024``,
+    ``ivfpq48``, ``ivfsq8``…) and default search-time parameters."""
+
+    spec: str = "flat"
+    metric: Literal["ip", "l2"] = "ip"
+    ef_search: int = 128
+    nprobe: int = 16
+
+    def __post_init__(self) -> None:
+        if self.metric not in ("ip", "l2"):
+            raise ConfigError(f"metric must be 'ip' or 'l2', got {self.metric!r}")
+        if self.ef_search < 1 or self.nprobe < 1:
+            raise ConfigError("ef_search and nprobe must be >= 1")
+
+
+@dataclass(frozen=True)
+class AnalyzerConfig:
+    """Text analysis for BM25: lowercase, drop stopwords, stem (Snowball)."""
+
+    lowercase: bool = True
+    stopwords: str | None = "english"
+    stemmer: str | None = "english"
+
+
+@dataclass(frozen=True)
+class SparseConfig:
+    """BM25 (Robertson & Zaragoza 2009) parameters and its analyzer."""
+
+    enabled: bool = True
+    k1: float = 0.9
+    b: float = 0.4
+    analyzer: AnalyzerConfig = field(default_factory=AnalyzerConfig)
+
+    def __post_init__(self) -> None:
+        if self.k1 < 0 or not 0 <= self.b <= 1:
+            raise ConfigError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={self.k1} b={self.b}")
+
+
+@dataclass(frozen=True)
+class ShardingConfig:
+    """How chunks are placed on shards: all chunks of a document on one shard."""
+
+    n_shards: int = 1
+    placement: Literal["hash"] = "hash"
+
+    def __post_init__(self) -> None:
+        if self.n_shards < 1:
+            raise ConfigError(f"n_shards must be >= 1, got {self.n_shards}")
+        if self.placement != "hash":
+            raise ConfigError(f"unknown placement {self.placement!r}; only 'hash' is built")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Query-time defaults: mode, k, candidate depth per signal, fusion."""
+
+    mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
+    k: int = 10
+    depth: int = 100
+    fusion: Literal["rrf", "minmax", "zscore"] = "rrf"
+    rrf_k: int = 60
+    alpha: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("dense", "sparse", "hybrid"):
+            raise ConfigError(f"mode must be dense, sparse or hybrid, got {self.mode!r}")
+        if self.k < 1 or self.depth < 1 or self.rrf_k < 0:
+            raise ConfigError("k and depth must be >= 1 and rrf_k >= 0")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
+
+
+@dataclass(frozen=True)
+class CollectionConfig:
+    """Everything that defines a collection, saved as ``collection.json``."""
+
+    chunker: ChunkerConfig = field(default_factory=ChunkerConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    sparse: SparseConfig = field(default_factory=SparseConfig)
+    sharding: ShardingConfig = field(default_factory=ShardingConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CollectionConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error (no silent drift)."""
+        try:
+            sparse = dict(d.get("sparse", {}))
+            if "analyzer" in sparse:
+                sparse["analyzer"] = AnalyzerConfig(**sparse["analyzer"])
+            return cls(
+                chunker=ChunkerConfig(**d.get("chunker", {})),
+                encoder=EncoderConfig(**d.get("encoder", {})),
+                index=IndexConfig(**d.get("index", {})),
+                sparse=SparseConfig(**sparse),
+                sharding=ShardingConfig(**d.get("sharding", {})),
+                search=SearchConfig(**d.get("search", {})),
+            )
+        except TypeError as e:
+            raise ConfigError(f"invalid collection config: {e}") from e
+
+    def replace(self, **changes: Any) -> CollectionConfig:
+        return dataclasses.replace(self, **changes)
