@@ -32,7 +32,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -p no:cacheprovider || [ $$? -eq 5 ]  # exit 5: no tests collected
 
 test: lint typecheck unit
 

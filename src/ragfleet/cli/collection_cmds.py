@@ -1,0 +1,175 @@
+"""``ragfleet ingest | search | stats | demo``: build and query a collection."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ragfleet.cli._common import print_json, progress_bar, user_errors
+from ragfleet.config import (
+    ChunkerConfig,
+    CollectionConfig,
+    EncoderConfig,
+    IndexConfig,
+    ShardingConfig,
+)
+
+Dir = Annotated[Path, typer.Argument(help="collection directory")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest)
+    app.command("search")(search)
+    app.command("stats")(stats)
+    app.command("demo")(demo)
+
+
+def ingest(
+    source: Annotated[Path, typer.Argument(help="BEIR folder, .jsonl file or folder of .txt/.md")],
+    collection: Annotated[Path, typer.Option("--collection", "-c", help="collection directory")],
+    format: Annotated[str, typer.Option(help="auto|beir|jsonl|text")] = "auto",
+    shards: Annotated[int | None, typer.Option(help="number of shards (new collection)")] = None,
+    index: Annotated[str | None, typer.Option(help="FAISS spec: flat, hnsw32, ivf1024, ...")] = None,
+    encoder: Annotated[str | None, typer.Option(help="encoder name (minilm-int8, minilm)")] = None,
+    chunker: Annotated[str | None, typer.Option(help="window:256:32 | sentence:256 | markdown:256")] = None,
+    workers: Annotated[int, typer.Option(help="local embedding processes (0 = in process)")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Build a collection from SOURCE, or add to it incrementally if it exists."""
+    from ragfleet.collection import Collection
+    from ragfleet.ingest import load_documents
+
+    with user_errors():
+        docs = list(load_documents(source, format=format))
+        if collection.exists():
+            _refuse_new_options(shards, index, encoder, chunker)
+            with Collection.open(collection) as col, progress_bar("embedding", quiet) as bar:
+                report = col.upsert(docs, progress=bar)
+        else:
+            config = _config(shards, index, encoder, chunker, workers)
+            with progress_bar("embedding", quiet) as bar:
+                Collection.build(collection, docs, config, progress=bar).close()
+            with Collection.open(collection) as col:
+                report_stats = col.stats()
+            typer.echo(
+                f"built {collection}: {report_stats['documents']} documents, "
+                f"{report_stats['chunks']} chunks, {len(report_stats['shards'])} shard(s)",
+                err=True,
+            )
+            return
+    typer.echo(
+        f"{collection}: {report.documents_written} written, {report.documents_unchanged} unchanged, "
+        f"{report.chunks_written} chunks in {report.seconds:.1f}s",
+        err=True,
+    )
+
+
+def _refuse_new_options(*options: object) -> None:
+    from ragfleet.errors import ConfigError
+
+    if any(o is not None for o in options):
+        raise ConfigError(
+            "--shards/--index/--encoder/--chunker apply to a new collection only; "
+            "this one exists (use `ragfleet reindex` to change its model)"
+        )
+
+
+def _config(
+    shards: int | None, index: str | None, encoder: str | None, chunker: str | None, workers: int
+) -> CollectionConfig:
+    base = CollectionConfig()
+    return base.replace(
+        sharding=ShardingConfig(n_shards=shards or 1),
+        index=IndexConfig(spec=index or base.index.spec),
+        encoder=EncoderConfig(name=encoder or base.encoder.name, workers=workers),
+        chunker=ChunkerConfig.parse(chunker) if chunker else base.chunker,
+    )
+
+
+def search(
+    collection: Dir,
+    query: Annotated[str, typer.Argument(help="the query text")],
+    k: Annotated[int, typer.Option(help="number of hits")] = 10,
+    mode: Annotated[str | None, typer.Option(help="dense | sparse | hybrid")] = None,
+    filter: Annotated[str | None, typer.Option(help='metadata filter, e.g. {"year": {"gte": 2015}}')] = None,
+    unique_docs: Annotated[bool, typer.Option(help="best chunk per document only")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Search a collection."""
+    from ragfleet.collection import Collection
+    from ragfleet.errors import InputError
+
+    with user_errors():
+        if k < 1:
+            raise InputError(f"--k must be >= 1, got {k}")
+        with Collection.open(collection) as col:
+            res = col.search(query, k=k, mode=mode, filter=filter, unique_docs=unique_docs)  # type: ignore[arg-type]
+    if as_json:
+        print_json(res.to_dict())
+        return
+    _print_hits(res.to_dict())
+
+
+def _print_hits(res: dict[str, Any]) -> None:
+    for h in res["hits"]:
+        title = f" — {h['title']}" if h["title"] else ""
+        typer.echo(f"[{h['rank']}] {h['score']:.4f}  {h['chunk_id']}{title}  (shard {h['shard']})")
+        text = h["text"].replace("\n", " ")
+        typer.echo(f"    {text[:240]}{'…' if len(text) > 240 else ''}")
+    t = res["timings_ms"]
+    typer.echo("timings_ms: " + "  ".join(f"{k}={v:.2f}" for k, v in t.items()))
+    if res["coverage"] < 1.0:
+        typer.echo(f"coverage {res['coverage']:.2f}: shards {res['missing_shards']} missing")
+
+
+def stats(collection: Dir, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show a collection's documents, chunks, shards and contract."""
+    from ragfleet.collection import Collection
+
+    with user_errors(), Collection.open(collection) as col:
+        info = col.stats()
+    if as_json:
+        print_json(info)
+        return
+    for key in ("path", "encoder", "fingerprint", "dim", "index", "chunker", "documents", "chunks"):
+        typer.echo(f"{key:12} {info[key]}")
+    for s in info["shards"]:
+        typer.echo(
+            f"  shard {s['shard']}: {s['documents']} docs, {s['live_chunks']} chunks, "
+            f"{s['tombstones']} tombstones, wal seq {s['wal_seq']}"
+        )
+
+
+def demo(
+    collection: Dir,
+    questions: Annotated[Path, typer.Option(help="a text file, one question per line")],
+    k: Annotated[int, typer.Option()] = 3,
+) -> None:
+    """Answer the demo questions: top passages with numbered citations and stage timings."""
+    from ragfleet.collection import Collection
+
+    with user_errors(), Collection.open(collection) as col:
+        qs = [q.strip() for q in questions.read_text("utf-8").splitlines() if q.strip()]
+        col.search(qs[0], k=1)  # warm-up: the first call pays for lazy initialisation
+        for q in qs:
+            res = col.search(q, k=k, unique_docs=True).to_dict()
+            typer.echo(f"\nQ: {q}")
+            for h in res["hits"]:
+                typer.echo(f"  [{h['rank']}] {h['title']} ({h['doc_id']}, score {h['score']:.4f})")
+                typer.echo(f"      {_best_sentence(q, h['text'])}")
+            t = res["timings_ms"]
+            typer.echo("  timings_ms: " + ", ".join(f"{s} {v:.1f}" for s, v in t.items()))
+    typer.echo("\nsources: " + json.dumps(str(collection)))
+
+
+def _best_sentence(query: str, text: str) -> str:
+    """The sentence of ``text`` sharing most words with ``query`` (a citation preview)."""
+    import re
+
+    words = set(re.findall(r"\w+", query.lower()))
+    sentences = re.split(r"(?<=[.!?])\s+", text)
+    best = max(sentences, key=lambda s: len(words & set(re.findall(r"\w+", s.lower()))))
+    return best[:300]

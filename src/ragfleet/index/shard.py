@@ -1,0 +1,289 @@
+"""One shard: a dense FAISS index, a BM25 index and a docstore, kept durable by a WAL.
+
+Write path (DESIGN.md §5): a :class:`WriteBatch` is appended to the shard's write-ahead
+log and fsynced — only then is it acknowledged — and then applied: the docstore
+tombstones the old chunks of every document in the batch and inserts the new ones in one
+SQLite transaction, then the dense and sparse indexes add the new rows. A checkpoint
+writes both indexes under new file names, atomically swaps ``manifest.json`` to them and
+truncates the log. On open the shard loads its last checkpoint and replays the log:
+batches the docstore already committed (``applied_seq``) are re-applied to the indexes
+only, so the three stores always agree on every row.
+
+Rows are append-only and equal the FAISS internal id and the BM25 document number;
+deletes are tombstones (a :class:`RowFilter` of live rows handed to both searches).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from ragfleet.config import CollectionConfig
+from ragfleet.errors import CollectionError, ConfigError
+from ragfleet.index.dense import DenseIndex
+from ragfleet.index.docstore import DocStore, NewChunk, StoredChunk
+from ragfleet.index.hits import ShardHits
+from ragfleet.index.manifest import ShardManifest, commit_checkpoint, gc_unreferenced
+from ragfleet.index.rowfilter import RowFilter
+from ragfleet.index.rwlock import RWLock
+from ragfleet.index.sparse.bm25 import BM25Index
+from ragfleet.index.wal import WriteAheadLog
+from ragfleet.index.writebatch import ChunkRecord, WriteBatch
+from ragfleet.search.stats import ShardTermStats
+
+
+@dataclass(frozen=True, slots=True)
+class ShardQuery:
+    """A batch of queries for one shard. ``vectors`` drive dense search, ``terms`` (already
+    analysed) with collection-wide ``idf``/``avgdl`` drive BM25; ``allow_rows`` restricts both
+    (a metadata filter resolved by the shard's docstore: SQL ``where`` + params)."""
+
+    k: int
+    vectors: npt.NDArray[np.float32] | None = None
+    terms: Sequence[Sequence[str]] | None = None
+    idf: dict[str, float] = field(default_factory=dict)
+    avgdl: float = 0.0
+    where: tuple[str, tuple[object, ...]] | None = None
+    ef_search: int | None = None
+    nprobe: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShardResult:
+    """Per-query dense and sparse hits of one shard (empty lists for a signal not asked)."""
+
+    shard: int
+    dense: list[ShardHits]
+    sparse: list[ShardHits]
+
+
+class Shard:
+    """One shard directory (DESIGN.md §4): ``manifest.json``, index files, ``docs.sqlite``, ``wal/``."""
+
+    def __init__(
+        self,
+        path: Path,
+        shard_id: int,
+        config: CollectionConfig,
+        dim: int,
+        fingerprint: str,
+        *,
+        durable: bool = True,
+    ) -> None:
+        self.path = path
+        self.shard_id = shard_id
+        self.config = config
+        self.dim = dim
+        self.fingerprint = fingerprint
+        self.durable = durable
+        path.mkdir(parents=True, exist_ok=True)
+        self._lock = RWLock()
+        self.docstore = DocStore(path / "docs.sqlite")
+        self.wal = WriteAheadLog(path / "wal")
+        manifest = ShardManifest.load(path) if (path / "manifest.json").exists() else None
+        self._checkpoint_no = 0
+        if manifest is None:
+            self.dense = DenseIndex(config.index.spec, dim, config.index.metric)
+            self.sparse = BM25Index(config.sparse)
+            self._seq = 0
+        else:
+            self._check_manifest(manifest)
+            self.dense = DenseIndex.load(path / manifest.files["dense"])
+            self.sparse = BM25Index.load(path / manifest.files["sparse"], config.sparse)
+            self._seq = manifest.checkpoint_seq
+            self._checkpoint_no = manifest.generation
+        self._checkpoint_seq = self._seq
+        self._allow: RowFilter | None = None
+        self._replay()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def _check_manifest(self, m: ShardManifest) -> None:
+        if m.contract_fingerprint != self.fingerprint:
+            raise CollectionError(
+                f"shard {self.shard_id} at {self.path} was built under contract "
+                f"{m.contract_fingerprint}, the collection pins {self.fingerprint}"
+            )
+
+    def _replay(self) -> None:
+        done_in_docstore = self.docstore.applied_seq
+        for seq, payload in self.wal.replay(after_seq=self._seq):
+            batch = WriteBatch.decode(payload)
+            self._apply(batch, docstore_done=seq <= done_in_docstore)
+            self._seq = seq
+        self._sync_tombstones()
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the last acknowledged write batch."""
+        return self._seq
+
+    def close(self) -> None:
+        self.docstore.close()
+        self.wal.close()
+
+    # -- writes ---------------------------------------------------------------------------
+    def write(self, upserts: Sequence[ChunkRecord], deletes: Sequence[str] = ()) -> int:
+        """Durably apply one batch: every upserted document replaces all its old chunks,
+        every deleted doc_id is tombstoned. Returns the batch's sequence number."""
+        with self._lock.write():
+            if upserts and self.dense.needs_training and not self.dense.is_trained:
+                self._train([r.vector for r in upserts])
+            seq = self._seq + 1
+            batch = WriteBatch(seq=seq, upserts=tuple(upserts), deletes=tuple(deletes))
+            self.wal.append(seq, batch.encode(), fsync=self.durable)
+            self._apply(batch, docstore_done=False)
+            self._seq = seq
+            return seq
+
+    def _train(self, vectors: Sequence[npt.NDArray[np.float32]]) -> None:
+        """Train an IVF/PQ index on the first batch and checkpoint it at once, so that a
+        replay after a crash finds a trained index."""
+        self.dense.train(np.stack(vectors).astype(np.float32))
+        self._checkpoint_locked()
+
+    def _apply(self, batch: WriteBatch, *, docstore_done: bool) -> None:
+        first = self.dense.ntotal
+        rows = np.arange(first, first + len(batch.upserts), dtype=np.int64)
+        if not docstore_done:
+            replaced = {r.doc_id for r in batch.upserts} | set(batch.deletes)
+            new = [_new_chunk(int(row), r) for row, r in zip(rows, batch.upserts, strict=True)]
+            removed = self.docstore.apply(batch.seq, sorted(replaced), new)
+        else:
+            removed = []
+        if len(rows):
+            self.dense.add(rows, np.stack([r.vector for r in batch.upserts]))
+            self.sparse.add(rows, [_sparse_text(r.title, r.text) for r in batch.upserts])
+        if removed:
+            self.sparse.remove(np.asarray(removed, dtype=np.int64))
+        self._refresh_allow()
+
+    def _sync_tombstones(self) -> None:
+        """After replay: make BM25 statistics forget every row the docstore tombstoned."""
+        deleted = self.docstore.deleted_rows()
+        pending = deleted[~self.sparse.is_removed(deleted)] if len(deleted) else deleted
+        if len(pending):
+            self.sparse.remove(pending)
+        self._refresh_allow()
+
+    def _refresh_allow(self) -> None:
+        deleted = self.docstore.deleted_rows()
+        self._allow = RowFilter.all_but(self.dense.ntotal, deleted) if len(deleted) else None
+
+    def checkpoint(self) -> None:
+        """Write both indexes and the manifest atomically, then truncate the log."""
+        with self._lock.write():
+            self._checkpoint_locked()
+
+    def _checkpoint_locked(self) -> None:
+        no = self._checkpoint_no + 1
+        dense_name, sparse_name = f"dense.{no:06d}.faiss", f"sparse.{no:06d}"
+        self.dense.save(self.path / dense_name)
+        self.sparse.save(self.path / sparse_name)
+        n_rows, n_live, _ = self.docstore.counts()
+        manifest = ShardManifest(
+            shard_id=self.shard_id,
+            generation=no,
+            n_rows=n_rows,
+            n_live=n_live,
+            contract_fingerprint=self.fingerprint,
+            checkpoint_seq=self._seq,
+            files={"dense": dense_name, "sparse": sparse_name},
+        )
+        commit_checkpoint(self.path, manifest)
+        self.wal.truncate_through(self._seq)
+        gc_unreferenced(self.path, manifest)
+        self._checkpoint_no = no
+        self._checkpoint_seq = self._seq
+
+    # -- reads ----------------------------------------------------------------------------
+    def search(self, q: ShardQuery) -> ShardResult:
+        """Dense and/or sparse top-``k`` of every query in the batch, tombstones excluded."""
+        with self._lock.read():
+            allow = self._filter(q.where)
+            if allow is not None and allow.n_allowed == 0:
+                nq = len(q.vectors) if q.vectors is not None else len(q.terms or ())
+                empty = ShardHits(self.shard_id, np.empty(0, np.float32), np.empty(0, np.int64))
+                return ShardResult(self.shard_id, [empty] * nq, [empty] * nq)
+            dense = self._search_dense(q, allow) if q.vectors is not None else []
+            sparse = self._search_sparse(q, allow) if q.terms is not None else []
+        return ShardResult(self.shard_id, dense, sparse)
+
+    def _filter(self, where: tuple[str, tuple[object, ...]] | None) -> RowFilter | None:
+        if where is None:
+            return self._allow
+        rows = self.docstore.filter_rows(where[0], where[1])
+        mask = np.zeros(self.dense.ntotal, dtype=bool)
+        mask[rows[rows < self.dense.ntotal]] = True
+        return RowFilter(mask)
+
+    def _search_dense(self, q: ShardQuery, allow: RowFilter | None) -> list[ShardHits]:
+        assert q.vectors is not None
+        if self.dense.ntotal == 0:
+            return [ShardHits(self.shard_id, np.empty(0, np.float32), np.empty(0, np.int64))] * len(
+                q.vectors
+            )
+        scores, rows = self.dense.search(
+            q.vectors, q.k, allow=allow, ef_search=q.ef_search, nprobe=q.nprobe
+        )
+        return [
+            ShardHits.from_faiss(self.shard_id, s, r) for s, r in zip(scores, rows, strict=True)
+        ]
+
+    def _search_sparse(self, q: ShardQuery, allow: RowFilter | None) -> list[ShardHits]:
+        out = []
+        for terms in q.terms or ():
+            scores, rows = self.sparse.search(terms, q.k, q.idf, q.avgdl, allow=allow)
+            out.append(ShardHits(self.shard_id, scores, rows))
+        return out
+
+    def term_stats(self, terms: Sequence[str]) -> ShardTermStats:
+        with self._lock.read():
+            return self.sparse.stats_for(terms)
+
+    def fetch(self, rows: Sequence[int]) -> dict[int, StoredChunk]:
+        return self.docstore.fetch(rows)
+
+    def doc_hashes(self) -> dict[str, str]:
+        return self.docstore.doc_hashes()
+
+    def stats(self) -> dict[str, object]:
+        n_rows, n_live, n_docs = self.docstore.counts()
+        return {
+            "shard": self.shard_id,
+            "rows": n_rows,
+            "live_chunks": n_live,
+            "documents": n_docs,
+            "tombstones": n_rows - n_live,
+            "index": self.config.index.spec,
+            "wal_seq": self._seq,
+            "checkpoint_seq": self._checkpoint_seq,
+        }
+
+
+def _new_chunk(row: int, r: ChunkRecord) -> NewChunk:
+    return NewChunk(
+        row=row,
+        chunk_id=r.chunk_id,
+        doc_id=r.doc_id,
+        n=r.n,
+        title=r.title,
+        text=r.text,
+        metadata=r.metadata,
+        content_hash=r.content_hash,
+        doc_hash=r.doc_hash,
+    )
+
+
+def _sparse_text(title: str, text: str) -> str:
+    """BM25 indexes the title with the text (BEIR's multifield setup, flattened)."""
+    return f"{title} {text}" if title else text
+
+
+def validate_dim(dim: int) -> int:
+    if dim < 1:
+        raise ConfigError(f"embedding dimension must be >= 1, got {dim}")
+    return dim

@@ -1,0 +1,217 @@
+"""The read path over a set of shards: embed → term statistics → scatter → merge → fuse → fetch.
+
+Dense: each shard returns its top ``depth`` by inner product; the global top ``depth`` is
+the exact merge (``cluster/merge.py``). Sparse: query-then-fetch with collection-wide
+statistics (Elasticsearch's ``dfs_query_then_fetch``): the coordinator asks every shard for
+the document frequency of the query terms, merges them into one IDF and average length,
+and every shard scores with those, so a document's BM25 score does not depend on which
+shard holds it. Hybrid: the two ranked lists are fused (RRF by default). Only the final
+``k`` hits are fetched from the docstores.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ragfleet.cluster.merge import Merged, merge_topk
+from ragfleet.cluster.scatter import Gathered, Scatter
+from ragfleet.config import SearchConfig
+from ragfleet.embed.base import Encoder
+from ragfleet.errors import InputError
+from ragfleet.index.shard import Shard, ShardQuery, ShardResult
+from ragfleet.index.sparse.analyzer import Analyzer
+from ragfleet.search.filters import compile_filter
+from ragfleet.search.fusion import fuse
+from ragfleet.search.stats import CollectionStats
+from ragfleet.types import Hit, Mode, Results, StageTimings
+
+Key = tuple[int, int]  # (shard, row)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRequest:
+    """What a caller may set per query; ``None`` takes the collection's default."""
+
+    k: int | None = None
+    mode: Mode | None = None
+    depth: int | None = None
+    filter: Mapping[str, Any] | str | None = None
+    ef_search: int | None = None
+    nprobe: int | None = None
+    unique_docs: bool = False
+    timeout_ms: float | None = None
+
+
+class Searcher:
+    """Searches a list of shards with one encoder and one analyzer."""
+
+    def __init__(
+        self,
+        shards: Sequence[Shard],
+        encoder: Encoder,
+        analyzer: Analyzer | None,
+        defaults: SearchConfig,
+        scatter: Scatter,
+    ) -> None:
+        self.shards = list(shards)
+        self.encoder = encoder
+        self.analyzer = analyzer
+        self.defaults = defaults
+        self.scatter = scatter
+
+    def search(self, queries: Sequence[str], req: SearchRequest) -> list[Results]:
+        """Search a batch of queries; one :class:`Results` per query, in order."""
+        k, mode, depth = self._resolve(queries, req)
+        timings = StageTimings()
+        deadline = None if req.timeout_ms is None else time.monotonic() + req.timeout_ms / 1e3
+        vectors = terms = None
+        idf: dict[str, float] = {}
+        avgdl = 0.0
+        if mode != "sparse":
+            with timings.stage("embed"):
+                vectors = self.encoder.encode(list(queries), kind="query")
+        if mode != "dense":
+            with timings.stage("analyze"):
+                terms, idf, avgdl = self._sparse_stats(queries)
+        where = compile_filter(req.filter)
+        query = ShardQuery(
+            k=depth,
+            vectors=vectors,
+            terms=terms,
+            idf=idf,
+            avgdl=avgdl,
+            where=where,
+            ef_search=req.ef_search,
+            nprobe=req.nprobe,
+        )
+        with timings.stage("search"):
+            gathered = self.scatter.gather(
+                [(s.shard_id, s) for s in self.shards], lambda s: s.search(query), deadline
+            )
+        out = []
+        shared = dict(timings.freeze())
+        for i in range(len(queries)):
+            t = StageTimings()
+            ranked, signals = self._rank(gathered, i, mode, depth, t)
+            with t.stage("fetch"):
+                hits = self._fetch(ranked, signals, k, req.unique_docs)
+            times = {**shared, **t.freeze()}
+            times["total"] = round(shared["total"] + t.elapsed_ms(), 3)
+            out.append(Results(tuple(hits), times, gathered.coverage, gathered.missing, mode=mode))
+        return out
+
+    def _resolve(self, queries: Sequence[str], req: SearchRequest) -> tuple[int, Mode, int]:
+        if not queries:
+            raise InputError("no queries given")
+        for q in queries:
+            if not isinstance(q, str) or not q.strip():
+                raise InputError(f"a query must be a non-empty string, got {q!r}")
+        k = self.defaults.k if req.k is None else req.k
+        if k < 1:
+            raise InputError(f"k must be >= 1, got {k}")
+        mode: Mode = req.mode or self.defaults.mode
+        if mode not in ("dense", "sparse", "hybrid"):
+            raise InputError(f"mode must be dense, sparse or hybrid, got {mode!r}")
+        if mode != "dense" and self.analyzer is None:
+            raise InputError(f"mode {mode!r} needs the sparse index; this collection has none")
+        depth = max(k, self.defaults.depth if req.depth is None else req.depth)
+        if req.unique_docs:
+            depth = max(depth, 4 * k)
+        return k, mode, depth
+
+    def _sparse_stats(
+        self, queries: Sequence[str]
+    ) -> tuple[list[list[str]], dict[str, float], float]:
+        assert self.analyzer is not None  # checked in _resolve
+        terms = self.analyzer.analyze_batch(queries)
+        vocab = sorted({t for ts in terms for t in ts})
+        stats = CollectionStats.merge([s.term_stats(vocab) for s in self.shards])
+        return terms, {t: stats.idf(t) for t in vocab}, stats.avgdl
+
+    def _rank(
+        self, gathered: Gathered[ShardResult], i: int, mode: Mode, depth: int, t: StageTimings
+    ) -> tuple[list[tuple[Key, float]], dict[str, dict[Key, tuple[float, int]]]]:
+        """The fused top list of query ``i`` and, per signal, key → (score, 1-based rank)."""
+        with t.stage("merge"):
+            lists: dict[str, Merged] = {}
+            results = gathered.results.values()
+            if mode != "sparse":
+                lists["dense"] = merge_topk([r.dense[i] for r in results], depth)
+            if mode != "dense":
+                lists["sparse"] = merge_topk([r.sparse[i] for r in results], depth)
+        signals = {
+            name: {key: (float(s), n + 1) for n, (key, s) in enumerate(zip(m.keys(), m.scores))}
+            for name, m in lists.items()
+        }
+        with t.stage("fuse"):
+            if mode == "hybrid":
+                ranked = self._fuse(signals)
+            else:
+                ranked = [(key, sc) for key, (sc, _) in signals[mode].items()]
+        return ranked, signals
+
+    def _fuse(self, signals: dict[str, dict[Key, tuple[float, int]]]) -> list[tuple[Key, float]]:
+        d = self.defaults
+        ids = {
+            name: {f"{s}:{r}": sc for (s, r), (sc, _) in sig.items()}
+            for name, sig in signals.items()
+        }
+        fused = fuse(
+            d.fusion, ids, rrf_k=d.rrf_k, weights={"dense": d.alpha, "sparse": 1 - d.alpha}
+        )
+        return [(_key(kid), sc) for kid, sc in fused]
+
+    def _fetch(
+        self,
+        ranked: list[tuple[Key, float]],
+        signals: dict[str, dict[Key, tuple[float, int]]],
+        k: int,
+        unique_docs: bool,
+    ) -> list[Hit]:
+        """Hits for the best ``k`` keys; with ``unique_docs`` only each document's best chunk
+        counts (every candidate is fetched then, since the doc_id lives in the docstore)."""
+        candidates = ranked if unique_docs else ranked[:k]
+        by_shard: dict[int, list[int]] = {}
+        for (shard, row), _ in candidates:
+            by_shard.setdefault(shard, []).append(row)
+        stored = {s: self.shards[s].fetch(rows) for s, rows in by_shard.items()}
+        hits: list[Hit] = []
+        seen_docs: set[str] = set()
+        for key, score in candidates:
+            chunk = stored[key[0]].get(key[1])
+            if chunk is None or (unique_docs and chunk.doc_id in seen_docs):
+                continue
+            seen_docs.add(chunk.doc_id)
+            hits.append(_hit(len(hits) + 1, key, score, chunk, signals))
+            if len(hits) == k:
+                break
+        return hits
+
+
+def _key(kid: str) -> Key:
+    s, r = kid.split(":")
+    return int(s), int(r)
+
+
+def _hit(
+    rank: int, key: Key, score: float, chunk: Any, signals: dict[str, dict[Key, tuple[float, int]]]
+) -> Hit:
+    scores = {name: sig[key][0] for name, sig in signals.items() if key in sig}
+    ranks = {name: sig[key][1] for name, sig in signals.items() if key in sig}
+    if len(signals) > 1:
+        scores["fused"] = score
+    return Hit(
+        rank=rank,
+        doc_id=chunk.doc_id,
+        chunk_id=chunk.chunk_id,
+        score=score,
+        text=chunk.text,
+        shard=key[0],
+        title=chunk.title,
+        scores=scores,
+        ranks=ranks,
+        metadata=chunk.metadata,
+    )
