@@ -10,6 +10,7 @@ only when everything is written, so a failed build leaves nothing half-written.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -30,9 +31,9 @@ from ragfleet.index.atomic import atomic_write_bytes
 from ragfleet.index.dense import set_omp_threads
 from ragfleet.index.shard import Shard
 from ragfleet.index.sparse.analyzer import Analyzer
-from ragfleet.writer import DocumentWriter, IngestReport
-from ragfleet.search.searcher import SearchRequest, Searcher
+from ragfleet.search.searcher import Searcher, SearchRequest
 from ragfleet.types import Document, Mode, Results
+from ragfleet.writer import DocumentWriter, IngestReport
 
 FORMAT = 1
 Progress = Callable[[int, int], None]
@@ -85,22 +86,26 @@ class Collection:
         n = self.config.sharding.n_shards
         fingerprint = info.contract.fingerprint()
         self.shards = [
-            Shard(path / f"shard-{i:03d}", i, self.config, encoder.dim, fingerprint, durable=durable)
+            Shard(
+                path / f"shard-{i:03d}", i, self.config, encoder.dim, fingerprint, durable=durable
+            )
             for i in range(n)
         ]
         set_omp_threads(omp_threads_per_shard(n))
         self._scatter = Scatter(n)
         analyzer = Analyzer(self.config.sparse.analyzer) if self.config.sparse.enabled else None
         self.searcher = Searcher(self.shards, encoder, analyzer, self.config.search, self._scatter)
-        self._writer = DocumentWriter(
-            self.shards, encoder, self.config, lambda d: hash_shard(d, n)
-        )
+        self._writer = DocumentWriter(self.shards, encoder, self.config, lambda d: hash_shard(d, n))
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
     def create(
-        cls, path: str | Path, config: CollectionConfig | None = None, *,
-        encoder: Encoder | None = None, durable: bool = True,
+        cls,
+        path: str | Path,
+        config: CollectionConfig | None = None,
+        *,
+        encoder: Encoder | None = None,
+        durable: bool = True,
     ) -> Collection:
         """Create an empty collection at ``path`` (which must not exist or be empty)."""
         path = Path(path)
@@ -108,9 +113,8 @@ class Collection:
             raise CollectionError(f"{path} already exists; open it, or choose another path")
         config = config or CollectionConfig()
         encoder = encoder or load_encoder(config.encoder.name)
-        contract = EmbeddingContract.from_dict(
-            {**encoder.contract.to_dict(), "chunker": config.chunker.spec}
-        ).with_probes(encoder)
+        contract = dataclasses.replace(encoder.contract, chunker=config.chunker.spec)
+        contract = contract.with_probes(encoder)
         info = CollectionInfo(config, contract, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         path.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path / "collection.json", info.to_json())
@@ -131,8 +135,13 @@ class Collection:
 
     @classmethod
     def build(
-        cls, path: str | Path, docs: Iterable[Document], config: CollectionConfig | None = None,
-        *, encoder: Encoder | None = None, progress: Progress | None = None,
+        cls,
+        path: str | Path,
+        docs: Iterable[Document],
+        config: CollectionConfig | None = None,
+        *,
+        encoder: Encoder | None = None,
+        progress: Progress | None = None,
     ) -> Collection:
         """Create and fill a collection all-or-nothing: built in a temporary sibling
         directory, renamed into place only when complete."""
@@ -165,9 +174,7 @@ class Collection:
         self.close()
 
     # -- writes ---------------------------------------------------------------------------
-    def upsert(
-        self, docs: Iterable[Document], *, progress: Progress | None = None
-    ) -> IngestReport:
+    def upsert(self, docs: Iterable[Document], *, progress: Progress | None = None) -> IngestReport:
         """Insert or replace documents; unchanged ones (same content hash) are skipped.
 
         Each document is written to its shard's log in one batch with the removal of its
@@ -189,16 +196,25 @@ class Collection:
 
     # -- reads ----------------------------------------------------------------------------
     def search(
-        self, query: str, *, k: int | None = None, mode: Mode | None = None,
-        filter: Mapping[str, Any] | str | None = None, depth: int | None = None,
-        ef_search: int | None = None, nprobe: int | None = None, unique_docs: bool = False,
+        self,
+        query: str,
+        *,
+        k: int | None = None,
+        mode: Mode | None = None,
+        filter: Mapping[str, Any] | str | None = None,
+        depth: int | None = None,
+        ef_search: int | None = None,
+        nprobe: int | None = None,
+        unique_docs: bool = False,
         timeout_ms: float | None = None,
     ) -> Results:
         """Search one query. ``mode``: dense, sparse or hybrid (default from the config)."""
         req = SearchRequest(k, mode, depth, filter, ef_search, nprobe, unique_docs, timeout_ms)
         return self.searcher.search([query], req)[0]
 
-    def search_batch(self, queries: Sequence[str], req: SearchRequest | None = None) -> list[Results]:
+    def search_batch(
+        self, queries: Sequence[str], req: SearchRequest | None = None
+    ) -> list[Results]:
         """Search many queries at once (one encoder call, one scatter)."""
         return self.searcher.search(queries, req or SearchRequest())
 

@@ -56,8 +56,12 @@ class DocumentWriter:
     """Turns documents into durable write batches on their shards."""
 
     def __init__(
-        self, shards: Sequence[Shard], encoder: Encoder, config: CollectionConfig,
-        place: Callable[[str], int], round_docs: int = 2048,
+        self,
+        shards: Sequence[Shard],
+        encoder: Encoder,
+        config: CollectionConfig,
+        place: Callable[[str], int],
+        round_docs: int = 2048,
     ) -> None:
         self.shards = list(shards)
         self.encoder = encoder
@@ -110,7 +114,9 @@ class DocumentWriter:
 
     def _embed(self, chunks: list[Chunk]) -> np.ndarray:
         return embed_bulk(
-            self.encoder, [embed_text(c) for c in chunks], batch_tokens=self.config.encoder.batch_tokens,
+            self.encoder,
+            [embed_text(c) for c in chunks],
+            batch_tokens=self.config.encoder.batch_tokens,
             workers=self.config.encoder.workers,
         )
 
@@ -133,8 +139,14 @@ class DocumentWriter:
 
 def _record(c: Chunk, doc_hash: str, vector: np.ndarray) -> ChunkRecord:
     return ChunkRecord(
-        chunk_id=c.chunk_id, doc_id=c.doc_id, n=c.n, text=c.text, title=c.title,
-        metadata=dict(c.metadata), content_hash=c.content_hash, doc_hash=doc_hash,
+        chunk_id=c.chunk_id,
+        doc_id=c.doc_id,
+        n=c.n,
+        text=c.text,
+        title=c.title,
+        metadata=dict(c.metadata),
+        content_hash=c.content_hash,
+        doc_hash=doc_hash,
         vector=np.ascontiguousarray(vector, dtype=np.float32),
     )
 

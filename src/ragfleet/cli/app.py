@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from ragfleet.cli import bench, collection_cmds
+from ragfleet.cli import bench, collection_cmds, eval_cmds
 from ragfleet.errors import RagfleetError
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 collection_cmds.register(app)
 bench.register(app)
+eval_cmds.register(app)
 
 
 def main() -> None:

@@ -32,9 +32,13 @@ def ingest(
     collection: Annotated[Path, typer.Option("--collection", "-c", help="collection directory")],
     format: Annotated[str, typer.Option(help="auto|beir|jsonl|text")] = "auto",
     shards: Annotated[int | None, typer.Option(help="number of shards (new collection)")] = None,
-    index: Annotated[str | None, typer.Option(help="FAISS spec: flat, hnsw32, ivf1024, ...")] = None,
+    index: Annotated[
+        str | None, typer.Option(help="FAISS spec: flat, hnsw32, ivf1024, ...")
+    ] = None,
     encoder: Annotated[str | None, typer.Option(help="encoder name (minilm-int8, minilm)")] = None,
-    chunker: Annotated[str | None, typer.Option(help="window:256:32 | sentence:256 | markdown:256")] = None,
+    chunker: Annotated[
+        str | None, typer.Option(help="window:256:32 | sentence:256 | markdown:256")
+    ] = None,
     workers: Annotated[int, typer.Option(help="local embedding processes (0 = in process)")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
@@ -61,7 +65,8 @@ def ingest(
             )
             return
     typer.echo(
-        f"{collection}: {report.documents_written} written, {report.documents_unchanged} unchanged, "
+        f"{collection}: {report.documents_written} written, "
+        f"{report.documents_unchanged} unchanged, "
         f"{report.chunks_written} chunks in {report.seconds:.1f}s",
         err=True,
     )
@@ -94,7 +99,9 @@ def search(
     query: Annotated[str, typer.Argument(help="the query text")],
     k: Annotated[int, typer.Option(help="number of hits")] = 10,
     mode: Annotated[str | None, typer.Option(help="dense | sparse | hybrid")] = None,
-    filter: Annotated[str | None, typer.Option(help='metadata filter, e.g. {"year": {"gte": 2015}}')] = None,
+    filter: Annotated[
+        str | None, typer.Option(help='metadata filter, e.g. {"year": {"gte": 2015}}')
+    ] = None,
     unique_docs: Annotated[bool, typer.Option(help="best chunk per document only")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:

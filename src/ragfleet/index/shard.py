@@ -27,7 +27,12 @@ from ragfleet.errors import CollectionError, ConfigError
 from ragfleet.index.dense import DenseIndex
 from ragfleet.index.docstore import DocStore, NewChunk, StoredChunk
 from ragfleet.index.hits import ShardHits
-from ragfleet.index.manifest import ShardManifest, commit_checkpoint, gc_unreferenced
+from ragfleet.index.manifest import (
+    ShardManifest,
+    checkpoint_name,
+    commit_checkpoint,
+    gc_unreferenced,
+)
 from ragfleet.index.rowfilter import RowFilter
 from ragfleet.index.rwlock import RWLock
 from ragfleet.index.sparse.bm25 import BM25Index
@@ -62,7 +67,7 @@ class ShardResult:
 
 
 class Shard:
-    """One shard directory (DESIGN.md §4): ``manifest.json``, index files, ``docs.sqlite``, ``wal/``."""
+    """One shard directory (DESIGN.md §4): manifest, index files, docstore and WAL."""
 
     def __init__(
         self,
@@ -85,6 +90,7 @@ class Shard:
         self.docstore = DocStore(path / "docs.sqlite")
         self.wal = WriteAheadLog(path / "wal")
         manifest = ShardManifest.load(path) if (path / "manifest.json").exists() else None
+        gc_unreferenced(path, manifest)  # orphans of a checkpoint that crashed before its commit
         self._checkpoint_no = 0
         if manifest is None:
             self.dense = DenseIndex(config.index.spec, dim, config.index.metric)
@@ -92,8 +98,8 @@ class Shard:
             self._seq = 0
         else:
             self._check_manifest(manifest)
-            self.dense = DenseIndex.load(path / manifest.files["dense"])
-            self.sparse = BM25Index.load(path / manifest.files["sparse"], config.sparse)
+            self.dense = DenseIndex.load(manifest.path(path, "dense"))
+            self.sparse = BM25Index.load(manifest.path(path, "sparse"), config.sparse)
             self._seq = manifest.checkpoint_seq
             self._checkpoint_no = manifest.generation
         self._checkpoint_seq = self._seq
@@ -180,9 +186,12 @@ class Shard:
 
     def _checkpoint_locked(self) -> None:
         no = self._checkpoint_no + 1
-        dense_name, sparse_name = f"dense.{no:06d}.faiss", f"sparse.{no:06d}"
-        self.dense.save(self.path / dense_name)
-        self.sparse.save(self.path / sparse_name)
+        files = {
+            "dense": self.path / checkpoint_name("dense", no, ".faiss"),
+            "sparse": self.path / checkpoint_name("sparse", no),
+        }
+        self.dense.save(files["dense"])
+        self.sparse.save(files["sparse"])
         n_rows, n_live, _ = self.docstore.counts()
         manifest = ShardManifest(
             shard_id=self.shard_id,
@@ -191,11 +200,10 @@ class Shard:
             n_live=n_live,
             contract_fingerprint=self.fingerprint,
             checkpoint_seq=self._seq,
-            files={"dense": dense_name, "sparse": sparse_name},
         )
-        commit_checkpoint(self.path, manifest)
-        self.wal.truncate_through(self._seq)
+        manifest = commit_checkpoint(self.path, files, manifest)
         gc_unreferenced(self.path, manifest)
+        self.wal.truncate_through(self._seq)
         self._checkpoint_no = no
         self._checkpoint_seq = self._seq
 

@@ -8,7 +8,8 @@ Grammar (JSON)::
             | {"and": [filter, ...]} | {"or": [filter, ...]} | {"not": filter}
 
 Several keys in one object are and-ed. A document without the field never matches a
-condition on it, so ``not`` includes it (Elasticsearch's ``must_not`` semantics). FIELD is a dotted path into the document's
+condition on it, so ``not`` includes it (Elasticsearch's ``must_not`` semantics).
+FIELD is a dotted path into the document's
 metadata (``{"year": {"gte": 2015}}``, ``{"source.kind": "pdf"}``); dates compare as ISO
 strings. Values travel as SQL parameters, never spliced into the statement, and a
 field name must match ``[A-Za-z_][A-Za-z0-9_.-]*`` — so a filter cannot inject SQL.

@@ -143,7 +143,10 @@ class Searcher:
             if mode != "dense":
                 lists["sparse"] = merge_topk([r.sparse[i] for r in results], depth)
         signals = {
-            name: {key: (float(s), n + 1) for n, (key, s) in enumerate(zip(m.keys(), m.scores))}
+            name: {
+                key: (float(s), n + 1)
+                for n, (key, s) in enumerate(zip(m.keys(), m.scores, strict=True))
+            }
             for name, m in lists.items()
         }
         with t.stage("fuse"):

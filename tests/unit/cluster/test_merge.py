@@ -41,10 +41,15 @@ def test_merge_equals_sort_of_union_and_is_order_independent(
     shards = [_hits(i, xs) for i, xs in enumerate(lists)]
     m = merge_topk(shards, k)
     union = sorted(
-        ((float(s), i, r) for i, h in enumerate(shards) for r, s in zip(h.rows, h.scores)),
+        (
+            (float(s), i, r)
+            for i, h in enumerate(shards)
+            for r, s in zip(h.rows, h.scores, strict=True)
+        ),
         key=lambda t: (-t[0], t[1], t[2]),
     )[:k]
-    assert [(s, i, r) for s, i, r in zip(m.scores.tolist(), m.shards.tolist(), m.rows.tolist())] == [
-        (s, i, int(r)) for s, i, r in union
-    ]
+    assert [
+        (s, i, r)
+        for s, i, r in zip(m.scores.tolist(), m.shards.tolist(), m.rows.tolist(), strict=True)
+    ] == [(s, i, int(r)) for s, i, r in union]
     assert merge_topk(shards[::-1], k).keys() == m.keys()

@@ -23,7 +23,7 @@ def test_hash_shard_balances() -> None:
 def test_group_by_shard_partitions() -> None:
     ids = [f"x{i}" for i in range(100)]
     groups = group_by_shard(ids, 3)
-    assert sorted(sum(groups.values(), [])) == sorted(ids)
+    assert sorted(d for ds in groups.values() for d in ds) == sorted(ids)
     assert all(hash_shard(d, 3) == s for s, ds in groups.items() for d in ds)
 
 

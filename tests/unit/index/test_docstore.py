@@ -1,10 +1,15 @@
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from ragfleet.index.docstore import DocStore, NewChunk
 
 
 def _chunk(row: int, doc: str, n: int, meta: dict[str, object] | None = None) -> NewChunk:
-    return NewChunk(row, f"{doc}#{n}", doc, n, "T", f"text {row}", meta or {}, f"c{row}", f"h-{doc}")
+    return NewChunk(
+        row, f"{doc}#{n}", doc, n, "T", f"text {row}", meta or {}, f"c{row}", f"h-{doc}"
+    )
 
 
 def test_apply_replaces_a_document_in_one_transaction(tmp_path: Path) -> None:
@@ -23,10 +28,8 @@ def test_apply_replaces_a_document_in_one_transaction(tmp_path: Path) -> None:
 def test_failed_batch_leaves_store_unchanged(tmp_path: Path) -> None:
     db = DocStore(tmp_path / "docs.sqlite")
     db.apply(1, [], [_chunk(0, "a", 0)])
-    try:
-        db.apply(2, ["a"], [_chunk(1, "b", 0), _chunk(1, "c", 0)])  # duplicate row: fails
-    except Exception:
-        pass
+    with pytest.raises(sqlite3.IntegrityError):
+        db.apply(2, ["a"], [_chunk(1, "b", 0), _chunk(1, "c", 0)])  # duplicate row
     assert db.counts() == (1, 1, 1) and db.applied_seq == 1
 
 

@@ -18,7 +18,9 @@ ROWS = [
 def _match(spec: object) -> list[int]:
     db = sqlite3.connect(":memory:")
     db.execute("CREATE TABLE chunks (row INTEGER, metadata TEXT)")
-    db.executemany("INSERT INTO chunks VALUES (?, ?)", [(i, json.dumps(m)) for i, m in enumerate(ROWS)])
+    db.executemany(
+        "INSERT INTO chunks VALUES (?, ?)", [(i, json.dumps(m)) for i, m in enumerate(ROWS)]
+    )
     where = compile_filter(spec)  # type: ignore[arg-type]
     assert where is not None
     return [r for (r,) in db.execute(f"SELECT row FROM chunks WHERE {where[0]}", where[1])]
