@@ -141,6 +141,12 @@ class DocStore:
             (n,) = self._db.execute("SELECT COALESCE(MAX(row) + 1, 0) FROM chunks").fetchone()
         return int(n)
 
+    def chunk_ids(self) -> list[str]:
+        """The chunk id of every row, tombstoned ones included, in row order."""
+        with self._lock:
+            found = self._db.execute("SELECT chunk_id FROM chunks ORDER BY row").fetchall()
+        return [r[0] for r in found]
+
     def deleted_rows(self) -> npt.NDArray[np.int64]:
         with self._lock:
             found = self._db.execute("SELECT row FROM chunks WHERE deleted = 1").fetchall()

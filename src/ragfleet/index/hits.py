@@ -1,4 +1,4 @@
-"""One shard's ranked hits for one query (rows are shard-local)."""
+"""One shard's ranked hits for one query (rows are shard-local, ids collection-wide)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,25 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+Ids = npt.NDArray[np.str_]
+
 
 @dataclass(frozen=True, slots=True)
 class ShardHits:
-    """Scores descending and the matching shard-local rows (all ≥ 0)."""
+    """Scores descending, the shard-local rows and the chunk ids of those rows.
+
+    The chunk id breaks ties everywhere downstream, so that the order of equal scores
+    does not depend on which shard holds a chunk.
+    """
 
     shard: int
     scores: npt.NDArray[np.float32]
     rows: npt.NDArray[np.int64]
+    ids: Ids
 
     @classmethod
-    def from_faiss(
-        cls, shard: int, scores: npt.NDArray[np.float32], rows: npt.NDArray[np.int64]
-    ) -> ShardHits:
-        """Drop FAISS's ``-1`` padding."""
-        keep = rows >= 0
-        return cls(shard, scores[keep], rows[keep])
+    def empty(cls, shard: int) -> ShardHits:
+        return cls(shard, np.empty(0, np.float32), np.empty(0, np.int64), np.empty(0, np.str_))
 
     def __len__(self) -> int:
         return int(self.rows.shape[0])

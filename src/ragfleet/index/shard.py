@@ -104,7 +104,14 @@ class Shard:
             self._checkpoint_no = manifest.generation
         self._checkpoint_seq = self._seq
         self._allow: RowFilter | None = None
+        self._ids: list[str] = []  # row → chunk id, rebuilt from the docstore after replay
         self._replay()
+        self._ids = self.docstore.chunk_ids()
+        if len(self._ids) != self.dense.ntotal:
+            raise CollectionError(
+                f"shard {shard_id} at {path} is inconsistent: docstore has {len(self._ids)} "
+                f"rows, dense index {self.dense.ntotal}; restore it from a backup or rebuild"
+            )
 
     # -- lifecycle ------------------------------------------------------------------------
     def _check_manifest(self, m: ShardManifest) -> None:
@@ -161,6 +168,8 @@ class Shard:
         else:
             removed = []
         if len(rows):
+            if not docstore_done:
+                self._ids.extend(r.chunk_id for r in batch.upserts)
             self.dense.add(rows, np.stack([r.vector for r in batch.upserts]))
             self.sparse.add(rows, [_sparse_text(r.title, r.text) for r in batch.upserts])
         if removed:
@@ -212,10 +221,6 @@ class Shard:
         """Dense and/or sparse top-``k`` of every query in the batch, tombstones excluded."""
         with self._lock.read():
             allow = self._filter(q.where)
-            if allow is not None and allow.n_allowed == 0:
-                nq = len(q.vectors) if q.vectors is not None else len(q.terms or ())
-                empty = ShardHits(self.shard_id, np.empty(0, np.float32), np.empty(0, np.int64))
-                return ShardResult(self.shard_id, [empty] * nq, [empty] * nq)
             dense = self._search_dense(q, allow) if q.vectors is not None else []
             sparse = self._search_sparse(q, allow) if q.terms is not None else []
         return ShardResult(self.shard_id, dense, sparse)
@@ -228,24 +233,26 @@ class Shard:
         mask[rows[rows < self.dense.ntotal]] = True
         return RowFilter(mask)
 
+    def _hits(self, scores: npt.NDArray[np.float32], rows: npt.NDArray[np.int64]) -> ShardHits:
+        keep = rows >= 0  # FAISS pads with -1
+        scores, rows = scores[keep], rows[keep]
+        ids = np.asarray([self._ids[r] for r in rows.tolist()], dtype=np.str_)
+        return ShardHits(self.shard_id, scores, rows, ids)
+
     def _search_dense(self, q: ShardQuery, allow: RowFilter | None) -> list[ShardHits]:
-        assert q.vectors is not None
-        if self.dense.ntotal == 0:
-            return [ShardHits(self.shard_id, np.empty(0, np.float32), np.empty(0, np.int64))] * len(
-                q.vectors
-            )
+        vectors = q.vectors if q.vectors is not None else np.empty((0, self.dim), np.float32)
+        if self.dense.ntotal == 0 or (allow is not None and allow.n_allowed == 0):
+            return [ShardHits.empty(self.shard_id) for _ in range(len(vectors))]
         scores, rows = self.dense.search(
-            q.vectors, q.k, allow=allow, ef_search=q.ef_search, nprobe=q.nprobe
+            vectors, q.k, allow=allow, ef_search=q.ef_search, nprobe=q.nprobe
         )
-        return [
-            ShardHits.from_faiss(self.shard_id, s, r) for s, r in zip(scores, rows, strict=True)
-        ]
+        return [self._hits(s, r) for s, r in zip(scores, rows, strict=True)]
 
     def _search_sparse(self, q: ShardQuery, allow: RowFilter | None) -> list[ShardHits]:
         out = []
         for terms in q.terms or ():
             scores, rows = self.sparse.search(terms, q.k, q.idf, q.avgdl, allow=allow)
-            out.append(ShardHits(self.shard_id, scores, rows))
+            out.append(self._hits(scores, rows))
         return out
 
     def term_stats(self, terms: Sequence[str]) -> ShardTermStats:

@@ -29,6 +29,7 @@ from ragfleet.search.stats import CollectionStats
 from ragfleet.types import Hit, Mode, Results, StageTimings
 
 Key = tuple[int, int]  # (shard, row)
+Signals = dict[str, dict[Key, tuple[float, int, str]]]  # signal → key → (score, rank, id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +134,7 @@ class Searcher:
 
     def _rank(
         self, gathered: Gathered[ShardResult], i: int, mode: Mode, depth: int, t: StageTimings
-    ) -> tuple[list[tuple[Key, float]], dict[str, dict[Key, tuple[float, int]]]]:
+    ) -> tuple[list[tuple[Key, float]], Signals]:
         """The fused top list of query ``i`` and, per signal, key → (score, 1-based rank)."""
         with t.stage("merge"):
             lists: dict[str, Merged] = {}
@@ -144,8 +145,8 @@ class Searcher:
                 lists["sparse"] = merge_topk([r.sparse[i] for r in results], depth)
         signals = {
             name: {
-                key: (float(s), n + 1)
-                for n, (key, s) in enumerate(zip(m.keys(), m.scores, strict=True))
+                key: (float(sc), n + 1, cid)
+                for n, (key, sc, cid) in enumerate(zip(m.keys(), m.scores, m.ids, strict=True))
             }
             for name, m in lists.items()
         }
@@ -153,24 +154,22 @@ class Searcher:
             if mode == "hybrid":
                 ranked = self._fuse(signals)
             else:
-                ranked = [(key, sc) for key, (sc, _) in signals[mode].items()]
+                ranked = [(key, sc) for key, (sc, _, _) in signals[mode].items()]
         return ranked, signals
 
-    def _fuse(self, signals: dict[str, dict[Key, tuple[float, int]]]) -> list[tuple[Key, float]]:
+    def _fuse(self, signals: Signals) -> list[tuple[Key, float]]:
+        """Fuse by chunk id (ties break by id, so the order does not depend on placement)."""
         d = self.defaults
-        ids = {
-            name: {f"{s}:{r}": sc for (s, r), (sc, _) in sig.items()}
-            for name, sig in signals.items()
-        }
-        fused = fuse(
-            d.fusion, ids, rrf_k=d.rrf_k, weights={"dense": d.alpha, "sparse": 1 - d.alpha}
-        )
-        return [(_key(kid), sc) for kid, sc in fused]
+        key_of = {cid: key for sig in signals.values() for key, (_, _, cid) in sig.items()}
+        by_id = {name: {cid: sc for (sc, _, cid) in sig.values()} for name, sig in signals.items()}
+        weights = {"dense": d.alpha, "sparse": 1 - d.alpha}
+        fused = fuse(d.fusion, by_id, rrf_k=d.rrf_k, weights=weights)
+        return [(key_of[cid], sc) for cid, sc in fused]
 
     def _fetch(
         self,
         ranked: list[tuple[Key, float]],
-        signals: dict[str, dict[Key, tuple[float, int]]],
+        signals: Signals,
         k: int,
         unique_docs: bool,
     ) -> list[Hit]:
@@ -194,14 +193,7 @@ class Searcher:
         return hits
 
 
-def _key(kid: str) -> Key:
-    s, r = kid.split(":")
-    return int(s), int(r)
-
-
-def _hit(
-    rank: int, key: Key, score: float, chunk: Any, signals: dict[str, dict[Key, tuple[float, int]]]
-) -> Hit:
+def _hit(rank: int, key: Key, score: float, chunk: Any, signals: Signals) -> Hit:
     scores = {name: sig[key][0] for name, sig in signals.items() if key in sig}
     ranks = {name: sig[key][1] for name, sig in signals.items() if key in sig}
     if len(signals) > 1:

@@ -1,0 +1,130 @@
+"""The embedded engine end to end with the real int8 MiniLM encoder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ragfleet.collection import Collection
+from ragfleet.errors import CollectionError, EmbeddingContractError, InputError
+from ragfleet.types import Document
+
+
+def test_search_returns_cited_hits_with_timings(collection_factory) -> None:  # type: ignore[no-untyped-def]
+    col = collection_factory(1)
+    res = col.search("Which NFL team represented the AFC at Super Bowl 50?", k=5)
+    assert res.hits[0].doc_id.startswith("Super_Bowl_50")
+    assert [h.rank for h in res.hits] == [1, 2, 3, 4, 5]
+    assert all(h.text and h.chunk_id.startswith(h.doc_id + "#") for h in res.hits)
+    assert {"embed", "search", "fetch", "total"} <= set(res.timings_ms)
+    assert set(res.hits[0].scores) == {"dense", "sparse", "fused"}
+    scores = [h.score for h in res.hits]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_unique_docs_keeps_each_documents_best_chunk(collection_factory) -> None:  # type: ignore[no-untyped-def]
+    res = collection_factory(1).search("Super Bowl", k=8, unique_docs=True)
+    docs = [h.doc_id for h in res.hits]
+    assert len(docs) == len(set(docs)) == 8
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"k": 0}, "k must be >= 1"),
+        ({"mode": "fuzzy"}, "mode must be"),
+        ({"filter": "{bad"}, "not valid JSON"),
+    ],
+)
+def test_bad_queries_raise_input_error(collection_factory, kwargs, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InputError, match=message):
+        collection_factory(1).search("a question", **kwargs)
+    with pytest.raises(InputError, match="non-empty string"):
+        collection_factory(1).search("   ")
+
+
+def test_reopen_gives_identical_results(collection_factory, encoder) -> None:  # type: ignore[no-untyped-def]
+    col = collection_factory(4)
+    before = col.search("Warsaw river", k=10).to_dict()["hits"]
+    again = Collection.open(col.path, encoder=encoder)
+    try:
+        assert again.search("Warsaw river", k=10).to_dict()["hits"] == before
+    finally:
+        again.close()
+
+
+def test_contract_mismatch_is_refused(collection_factory) -> None:  # type: ignore[no-untyped-def]
+    from ragfleet.embed.registry import load_encoder
+
+    col = collection_factory(1)
+    with pytest.raises(EmbeddingContractError) as err:
+        Collection.open(col.path, encoder=load_encoder("minilm"))
+    pinned = col.info.contract.fingerprint()
+    assert pinned in str(err.value)
+
+
+def test_tampered_probe_is_refused(tmp_path: Path, collection_factory, encoder) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    src = collection_factory(1).path
+    dst = tmp_path / "copy"
+    shutil.copytree(src, dst)
+    doc = json.loads((dst / "collection.json").read_text())
+    doc["contract"]["probes"][0][1] = [-x for x in doc["contract"]["probes"][0][1]]
+    (dst / "collection.json").write_text(json.dumps(doc))
+    with pytest.raises(EmbeddingContractError, match="cosine"):
+        Collection.open(dst, encoder=encoder)
+
+
+def test_build_refuses_existing_path_and_empty_corpus(tmp_path: Path, encoder) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "exists").mkdir()
+    with pytest.raises(CollectionError, match="already exists"):
+        Collection.build(tmp_path / "exists", [Document("a", "text")], encoder=encoder)
+    with pytest.raises(InputError):
+        Collection.build(tmp_path / "empty", [], encoder=encoder)
+    assert not (tmp_path / "empty").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["exists"]  # no half-built leftovers
+
+
+def test_upsert_replace_delete_are_visible_on_return(fresh_collection) -> None:  # type: ignore[no-untyped-def]
+    col = fresh_collection
+    col.upsert([Document("a", "The zebra lives in the savanna."), Document("b", "Cats purr.")])
+    assert col.search("zebra", k=1, mode="sparse").hits[0].doc_id == "a"
+    report = col.upsert([Document("a", "Penguins live in Antarctica."), Document("b", "Cats purr.")])
+    assert (report.documents_written, report.documents_unchanged) == (1, 1)
+    assert col.search("zebra", k=5, mode="sparse").hits == ()
+    assert col.search("penguins", k=1, mode="hybrid").hits[0].text.startswith("Penguins")
+    assert col.delete(["a", "missing"]) == 1
+    assert all(h.doc_id != "a" for h in col.search("penguins", k=5, mode="dense").hits)
+    assert col.stats()["documents"] == 1
+
+
+def test_invalid_batch_writes_nothing(fresh_collection) -> None:  # type: ignore[no-untyped-def]
+    col = fresh_collection
+    bad = [
+        Document("ok", "fine text"),
+        Document("ok", "duplicate id"),
+        Document("empty", "  "),
+        Document("meta", "x", metadata={"when": object()}),
+        Document("surrogate", "bad \udc80 text"),
+    ]
+    with pytest.raises(InputError) as err:
+        col.upsert(bad)
+    message = str(err.value)
+    for expected in ("duplicate doc_id", "text is empty", "not JSON", "not valid UTF-8"):
+        assert expected in message
+    assert col.stats()["documents"] == 0
+
+
+def test_metadata_filter_prefilters_both_signals(fresh_collection) -> None:  # type: ignore[no-untyped-def]
+    col = fresh_collection
+    docs = [
+        Document(f"d{i}", f"Report number {i} about rivers and bridges.", metadata={"year": 2000 + i})
+        for i in range(30)
+    ]
+    col.upsert(docs)
+    for mode in ("dense", "sparse", "hybrid"):
+        res = col.search("rivers and bridges", k=5, mode=mode, filter={"year": {"gte": 2027}})
+        assert sorted(h.doc_id for h in res.hits) == ["d27", "d28", "d29"], mode
