@@ -38,7 +38,9 @@ def test_flat_dense_equals_brute_force(collection_factory, encoder) -> None:  # 
     q = "Who won the AFC championship?"
     res = col.search(q, k=10, mode="dense")
     rows = [(s.shard_id, r) for s in col.shards for r in range(s.dense.ntotal)]
-    vecs = np.concatenate([s.dense.faiss_index.reconstruct_n(0, s.dense.ntotal) for s in col.shards])
+    vecs = np.concatenate(
+        [s.dense.faiss_index.reconstruct_n(0, s.dense.ntotal) for s in col.shards]
+    )
     scores = vecs @ encoder.encode([q], kind="query")[0]
     best = np.argsort(-scores, kind="stable")[:10]
     assert [(h.shard, h.score) for h in res.hits] == [

@@ -92,7 +92,9 @@ def test_upsert_replace_delete_are_visible_on_return(fresh_collection) -> None: 
     col = fresh_collection
     col.upsert([Document("a", "The zebra lives in the savanna."), Document("b", "Cats purr.")])
     assert col.search("zebra", k=1, mode="sparse").hits[0].doc_id == "a"
-    report = col.upsert([Document("a", "Penguins live in Antarctica."), Document("b", "Cats purr.")])
+    report = col.upsert(
+        [Document("a", "Penguins live in Antarctica."), Document("b", "Cats purr.")]
+    )
     assert (report.documents_written, report.documents_unchanged) == (1, 1)
     assert col.search("zebra", k=5, mode="sparse").hits == ()
     assert col.search("penguins", k=1, mode="hybrid").hits[0].text.startswith("Penguins")
@@ -121,7 +123,9 @@ def test_invalid_batch_writes_nothing(fresh_collection) -> None:  # type: ignore
 def test_metadata_filter_prefilters_both_signals(fresh_collection) -> None:  # type: ignore[no-untyped-def]
     col = fresh_collection
     docs = [
-        Document(f"d{i}", f"Report number {i} about rivers and bridges.", metadata={"year": 2000 + i})
+        Document(
+            f"d{i}", f"Report number {i} about rivers and bridges.", metadata={"year": 2000 + i}
+        )
         for i in range(30)
     ]
     col.upsert(docs)
