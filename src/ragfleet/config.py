@@ -20,7 +20,8 @@ _CHUNKERS = ("window", "sentence", "markdown")
 class ChunkerConfig:
     """How documents are cut into chunks (part of the embedding contract).
 
-    ``kind``: ``window`` (token window with ``overlap``), ``sentence`` (sentences packed up
+    ``kind``: ``window`` (token window sharing at least ``overlap`` tokens with the previous
+    one, cut between words), ``sentence`` (sentences packed up
     to ``max_tokens``), ``markdown`` (split at headings, then sentence-packed).
     Tokens are counted with the encoder's own tokenizer.
     """
