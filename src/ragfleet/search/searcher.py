@@ -16,12 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ragfleet.cluster.client import ShardClient
 from ragfleet.cluster.merge import Merged, merge_topk
 from ragfleet.cluster.scatter import Gathered, Scatter
 from ragfleet.config import SearchConfig
 from ragfleet.embed.base import Encoder
 from ragfleet.errors import InputError
-from ragfleet.index.shard import Shard, ShardQuery, ShardResult
+from ragfleet.index.shard import ShardQuery, ShardResult
 from ragfleet.index.sparse.analyzer import Analyzer
 from ragfleet.search.filters import compile_filter
 from ragfleet.search.fusion import fuse
@@ -51,7 +52,7 @@ class Searcher:
 
     def __init__(
         self,
-        shards: Sequence[Shard],
+        shards: Sequence[ShardClient],
         encoder: Encoder,
         analyzer: Analyzer | None,
         defaults: SearchConfig,
