@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 from ragfleet.index.docstore import StoredChunk
 from ragfleet.index.shard import ShardQuery, ShardResult
-from ragfleet.search.stats import ShardTermStats
+from ragfleet.index.sparse.bm25 import ShardTermStats
 
 
 @runtime_checkable

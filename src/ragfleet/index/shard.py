@@ -35,10 +35,9 @@ from ragfleet.index.manifest import (
 )
 from ragfleet.index.rowfilter import RowFilter
 from ragfleet.index.rwlock import RWLock
-from ragfleet.index.sparse.bm25 import BM25Index
+from ragfleet.index.sparse.bm25 import BM25Index, ShardTermStats
 from ragfleet.index.wal import WriteAheadLog
 from ragfleet.index.writebatch import ChunkRecord, WriteBatch
-from ragfleet.search.stats import ShardTermStats
 
 
 @dataclass(frozen=True, slots=True)
