@@ -86,6 +86,25 @@ class Hit:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheInfo:
+    """Whether a response came from a cache: ``kind`` is ``"exact"`` (same normalised query
+    and parameters), ``"semantic"`` (a cached query within ``similarity`` ≥ threshold,
+    ``matched_query`` names it) or ``None`` on a miss."""
+
+    hit: bool = False
+    kind: Literal["exact", "semantic"] | None = None
+    matched_query: str | None = None
+    similarity: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"hit": self.hit, "kind": self.kind}
+        if self.kind == "semantic":
+            out["matched_query"] = self.matched_query
+            out["similarity"] = self.similarity
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class Results:
     """The answer to one search: hits best first, per-stage timings and shard coverage.
 
@@ -98,6 +117,7 @@ class Results:
     coverage: float = 1.0
     missing_shards: tuple[int, ...] = ()
     mode: str = "dense"
+    cache: CacheInfo = field(default_factory=CacheInfo)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: the output of ``ragfleet search --json``."""
@@ -107,6 +127,7 @@ class Results:
             "coverage": self.coverage,
             "missing_shards": list(self.missing_shards),
             "mode": self.mode,
+            "cache": self.cache.to_dict(),
         }
 
 
