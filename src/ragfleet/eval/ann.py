@@ -1,0 +1,265 @@
+"""ANN quality and speed: recall@k against exact search, and a recall/QPS parameter sweep.
+
+The sweep measures :meth:`DenseIndex.search` and raw FAISS on the *same* FAISS index object
+with the same parameters, in the same run, alternating the two sides call by call so that
+machine drift cancels out; ``ratio`` (ragfleet speed / raw FAISS speed) is the wrapper's
+cost (1.0 = free). Shared by ``ragfleet bench ann`` and ``benchmarks/ann.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ragfleet._optional import require
+from ragfleet.errors import InputError
+from ragfleet.index.dense import DenseIndex, Metric
+
+#: The efSearch (hnsw) and nprobe (ivf*) sweeps.
+EF_SWEEP = (16, 32, 64, 128, 256, 512)
+NPROBE_SWEEP = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+def recall_at_k(found: npt.ArrayLike, truth: npt.ArrayLike, k: int) -> float:
+    """Mean recall@k of found rows against the exact neighbours.
+
+    ``recall@k = (1/nq) * Σ_q |found_q[:k] ∩ truth_q[:k]| / k``; padding rows (-1) never
+    match. ``found`` is ``(nq, >=k)`` with distinct rows per query, ``truth`` ``(nq, >=k)``.
+    """
+    f, t = np.asarray(found), np.asarray(truth)
+    if k < 1:
+        raise InputError(f"k must be >= 1, got {k}")
+    if f.ndim != 2 or t.ndim != 2 or f.shape[0] != t.shape[0]:
+        raise InputError(f"found {f.shape} and truth {t.shape} must be (nq, k) with the same nq")
+    if f.shape[1] < k or t.shape[1] < k:
+        raise InputError(f"recall@{k} needs >= {k} columns; found {f.shape}, truth {t.shape}")
+    if f.shape[0] == 0:
+        return 0.0
+    hits = (f[:, :k, None] == t[:, None, :k]).any(axis=2) & (f[:, :k] >= 0)
+    return float(hits.sum() / (f.shape[0] * k))
+
+
+def exact_search(
+    base: npt.ArrayLike, queries: npt.ArrayLike, k: int, metric: Metric = "l2"
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """Exact top-k by a flat index: ``(scores, rows)``, scores higher-is-better as in
+    :meth:`DenseIndex.search` (``-||q-x||²`` for l2, ``<q, x>`` for ip)."""
+    x = np.ascontiguousarray(base, dtype=np.float32)
+    if x.ndim != 2:
+        raise InputError(f"base must have shape (n, d), got {x.shape}")
+    flat = DenseIndex("flat", int(x.shape[1]), metric)
+    flat.add(np.arange(x.shape[0]), x)
+    return flat.search(queries, k)
+
+
+@dataclass(frozen=True)
+class AnnRun:
+    """One point of the sweep: a spec, its search parameters and what they gave."""
+
+    spec: str
+    params: Mapping[str, int]
+    k: int
+    recall: float
+    qps: float
+    raw_faiss_qps: float
+    build_s: float
+    batch: int
+
+    @property
+    def ratio(self) -> float:
+        """ragfleet QPS / raw FAISS QPS (1.0: the wrapper is free)."""
+        return self.qps / self.raw_faiss_qps
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec,
+            "params": dict(self.params),
+            "k": self.k,
+            f"recall@{self.k}": round(self.recall, 5),
+            "qps": round(self.qps, 1),
+            "raw_faiss_qps": round(self.raw_faiss_qps, 1),
+            "ratio": round(self.ratio, 4),
+            "build_s": round(self.build_s, 3),
+            "batch": self.batch,
+        }
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """How the sweep measures: ``k``, queries per call (``batch``), and for each point at
+    least ``min_pairs`` paired calls and ``min_time_s`` seconds."""
+
+    k: int = 10
+    batch: int = 1
+    min_time_s: float = 1.0
+    min_pairs: int = 200
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.batch < 1 or self.min_pairs < 1 or self.min_time_s < 0:
+            raise InputError(f"k, batch and min_pairs must be >= 1, min_time_s >= 0: {self}")
+
+
+def default_specs(d: int) -> list[str]:
+    """flat, hnsw32, ivf (nlist from n) and ivfpq with ``m`` = the largest divisor of ``d``
+    giving at least 8 dimensions per sub-quantizer."""
+    m = max(m for m in range(1, d + 1) if d % m == 0 and d // m >= 8) if d >= 8 else 1
+    return ["flat", "hnsw32", "ivf", f"ivfpq{m}"]
+
+
+def sweep_points(index: DenseIndex) -> list[dict[str, int]]:
+    """The search parameters to try: efSearch for hnsw, nprobe for ivf* up to ``nlist / 2``
+    (beyond that an IVF scan costs about as much as flat search)."""
+    spec = index.dense_spec
+    if spec.kind == "flat":
+        return [{}]
+    if spec.kind == "hnsw":
+        return [{"ef_search": ef} for ef in EF_SWEEP]
+    nlist = spec.nlist or 1
+    return [{"nprobe": p} for p in NPROBE_SWEEP if p <= max(1, nlist // 2)]
+
+
+def build_index(
+    spec: str, base: npt.NDArray[np.float32], metric: Metric
+) -> tuple[DenseIndex, float]:
+    """Train (when needed) and fill an index with all of ``base``; returns it and seconds."""
+    t0 = time.perf_counter()
+    index = DenseIndex(spec, int(base.shape[1]), metric)
+    index.train(base)
+    index.add(np.arange(base.shape[0]), base)
+    return index, time.perf_counter() - t0
+
+
+def raw_faiss_params(index: DenseIndex, params: Mapping[str, int], k: int) -> Any:
+    """The ``SearchParameters`` a FAISS user would build once for the same search."""
+    faiss = require("faiss", "index")
+    if "ef_search" in params:
+        return faiss.SearchParametersHNSW(efSearch=max(params["ef_search"], k))
+    if "nprobe" in params:
+        return faiss.SearchParametersIVF(nprobe=params["nprobe"])
+    return None
+
+
+def paired_times(
+    a: Callable[[npt.NDArray[np.float32]], object],
+    b: Callable[[npt.NDArray[np.float32]], object],
+    batches: Sequence[npt.NDArray[np.float32]],
+    min_calls: int,
+    min_time_s: float,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Seconds per query of ``a`` and of ``b`` over at least ``min_calls`` pairs of calls
+    and ``min_time_s`` seconds.
+
+    Pair ``i`` runs ``a`` and ``b`` on the two batches ``2i`` and ``2i + 1`` (swapped
+    every other pass over the batches), alternating which goes first: both sides see the
+    same queries and the same machine load, and neither finds its query's data already
+    in the CPU caches, as it would right after the other side searched that query.
+    """
+    if not batches:
+        raise InputError("no queries to time")
+    ta: list[float] = []
+    tb: list[float] = []
+    clock = time.perf_counter
+    start = clock()
+    while len(ta) < min_calls or clock() - start < min_time_s:
+        i, n = len(ta), len(batches)
+        j = 2 * i + (2 * i // n) % 2
+        xa, xb = batches[j % n], batches[(j + 1) % n]
+        if i % 2:
+            t0 = clock()
+            b(xb)
+            t1 = clock()
+            a(xa)
+            t2 = clock()
+            ta.append((t2 - t1) / xa.shape[0])
+            tb.append((t1 - t0) / xb.shape[0])
+        else:
+            t0 = clock()
+            a(xa)
+            t1 = clock()
+            b(xb)
+            t2 = clock()
+            ta.append((t1 - t0) / xa.shape[0])
+            tb.append((t2 - t1) / xb.shape[0])
+    return np.asarray(ta), np.asarray(tb)
+
+
+def compare_qps(
+    index: DenseIndex, params: Mapping[str, int], queries: npt.NDArray[np.float32], cfg: SweepConfig
+) -> tuple[float, float]:
+    """QPS of ragfleet and of raw FAISS on the same index with the same parameters.
+
+    Calls alternate one by one between the two sides, so both see the same machine load.
+    On a busy machine a preempted call costs a whole time slice, hence medians:
+    ``qps = 1 / median(seconds per query)`` for each side.
+    """
+    batches = [queries[i : i + cfg.batch] for i in range(0, queries.shape[0], cfg.batch)]
+    raw_index, raw_p, k = index.faiss_index, raw_faiss_params(index, params, cfg.k), cfg.k
+    ef, nprobe = params.get("ef_search"), params.get("nprobe")
+
+    def ours(x: npt.NDArray[np.float32]) -> object:
+        return index.search(x, k, ef_search=ef, nprobe=nprobe)
+
+    def raw(x: npt.NDArray[np.float32]) -> object:
+        return raw_index.search(x, k, params=raw_p)
+
+    t_ours, t_raw = paired_times(ours, raw, batches, cfg.min_pairs, cfg.min_time_s)
+    return 1.0 / float(np.median(t_ours)), 1.0 / float(np.median(t_raw))
+
+
+def run_sweep(
+    base: npt.NDArray[np.float32],
+    queries: npt.NDArray[np.float32],
+    truth: npt.NDArray[np.int64],
+    specs: Sequence[str],
+    metric: Metric,
+    cfg: SweepConfig,
+    on_run: Callable[[AnnRun], None] | None = None,
+) -> list[AnnRun]:
+    """Build each spec once, then measure recall@k and QPS at every sweep point."""
+    runs: list[AnnRun] = []
+    for spec in specs:
+        index, build_s = build_index(spec, base, metric)
+        for params in sweep_points(index):
+            ef, nprobe = params.get("ef_search"), params.get("nprobe")
+            _, rows = index.search(queries, cfg.k, ef_search=ef, nprobe=nprobe)
+            recall = recall_at_k(rows, truth, cfg.k)
+            qps, raw_qps = compare_qps(index, params, queries, cfg)
+            run = AnnRun(index.spec, params, cfg.k, recall, qps, raw_qps, build_s, cfg.batch)
+            runs.append(run)
+            if on_run is not None:
+                on_run(run)
+    return runs
+
+
+def plot_pareto(runs: Sequence[AnnRun], path: str | Path, title: str = "") -> None:
+    """Recall@k (x) against QPS (y, log) per spec, ragfleet solid and raw FAISS dashed."""
+    matplotlib = require("matplotlib", "eval")
+    matplotlib.use("Agg")
+    plt = require("matplotlib.pyplot", "eval")
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for spec in dict.fromkeys(r.spec for r in runs):
+        pts = [r for r in runs if r.spec == spec]
+        line = ax.plot([r.recall for r in pts], [r.qps for r in pts], "o-", label=spec)[0]
+        ax.plot(
+            [r.recall for r in pts],
+            [r.raw_faiss_qps for r in pts],
+            "x--",
+            alpha=0.5,
+            color=line.get_color(),
+            label=f"{spec} (raw faiss)",
+        )
+    ax.set_yscale("log")
+    ax.set_xlabel(f"recall@{runs[0].k if runs else 10}")
+    ax.set_ylabel("queries per second")
+    ax.set_title(title or "recall vs QPS")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
