@@ -12,8 +12,12 @@ so callers keep it off by default and report the matched query and cosine.
 
 Entries belong to one collection generation. A lookup or add with a newer generation drops
 every entry (a write may have changed any answer); one with an older generation is a stale
-caller and is ignored. When full, the oldest ``ceil(max_entries / 10)`` entries are evicted
-(FIFO) and the flat index rebuilt, so the O(n·d) rebuild is paid once per tenth of capacity.
+caller and is ignored. Integer generations are ordered; an opaque string generation (such
+as ``Collection.generation``) cannot be ordered, so any different one counts as newer: a
+stale caller then empties the cache (a lost hit, never a stale answer).
+
+When full, the oldest ``ceil(max_entries / 10)`` entries are evicted (FIFO) and the flat
+index rebuilt, so the O(n·d) rebuild is paid once per tenth of capacity.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import numpy.typing as npt
 
 from ragfleet._optional import require
 from ragfleet.errors import ConfigError, DimensionError, InputError
+
+Generation = int | str
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +65,11 @@ class SemanticCache:
         self._texts: list[str] = []
         self._keys: list[str] = []
         self._keyset: set[str] = set()
-        self._generation: int | None = None
+        self._generation: Generation | None = None
         self._lock = threading.Lock()
 
     @property
-    def generation(self) -> int | None:
+    def generation(self) -> Generation | None:
         """The generation the held entries belong to (``None`` before the first call)."""
         with self._lock:
             return self._generation
@@ -72,7 +78,7 @@ class SemanticCache:
         with self._lock:
             return len(self._keys)
 
-    def lookup(self, vector: npt.ArrayLike, generation: int) -> SemanticMatch | None:
+    def lookup(self, vector: npt.ArrayLike, generation: Generation) -> SemanticMatch | None:
         """The nearest cached query of ``generation`` with ``cos >= threshold``, else None."""
         q = self._unit(vector)
         with self._lock:
@@ -84,7 +90,7 @@ class SemanticCache:
                 return None
             return SemanticMatch(self._texts[i], min(cosine, 1.0), self._keys[i])
 
-    def add(self, vector: npt.ArrayLike, query_text: str, key: str, generation: int) -> bool:
+    def add(self, vector: npt.ArrayLike, query_text: str, key: str, generation: Generation) -> bool:
         """Remember that ``query_text`` (embedded as ``vector``) is cached under ``key``.
 
         Returns:
@@ -108,9 +114,9 @@ class SemanticCache:
         with self._lock:
             self._reset()
 
-    def _enter(self, generation: int) -> bool:
+    def _enter(self, generation: Generation) -> bool:
         """Accept ``generation``: newer resets the cache, older is refused (caller holds lock)."""
-        if self._generation is None or generation > self._generation:
+        if self._generation is None or _newer(generation, self._generation):
             self._reset()
             self._generation = generation
         return generation == self._generation
@@ -141,3 +147,10 @@ class SemanticCache:
         if not math.isfinite(norm) or norm == 0.0:
             raise InputError("query vector must be finite and non-zero to take its cosine")
         return np.ascontiguousarray(v / norm, dtype=np.float32)
+
+
+def _newer(generation: Generation, held: Generation) -> bool:
+    """``generation > held`` for two ints; ``generation != held`` otherwise (unordered)."""
+    if isinstance(generation, int) and isinstance(held, int):
+        return generation > held
+    return generation != held

@@ -140,3 +140,17 @@ def test_threads_add_and_lookup_concurrently() -> None:
         th.join()
     assert errors == []
     assert len(cache) <= 40
+
+
+def test_string_generations_are_unordered_so_any_change_resets() -> None:
+    """``Collection.generation`` is ``"<fingerprint>:<seq>"``: not orderable, so a different
+    one always drops the entries (a stale caller costs hits, never serves a stale answer)."""
+    cache = SemanticCache(dim=16)
+    cache.add(e(0), "q", "k-a", generation="fp:7")
+    assert cache.lookup(e(0), generation="fp:8") is None
+    assert cache.generation == "fp:8" and len(cache) == 0
+    assert cache.add(e(0), "q", "k-old", generation="fp:7") is True  # taken as new
+    assert cache.lookup(e(0), generation="fp:8") is None  # never k-old under fp:8
+    cache.add(e(0), "q", "k-b", generation="fp:8")
+    match = cache.lookup(e(0), generation="fp:8")
+    assert match is not None and match.key == "k-b"

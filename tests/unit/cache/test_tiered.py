@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import pytest
 
-from ragfleet.cache import MemoryCache, RedisCache, TieredCache
+from ragfleet.cache import MemoryCache, RedisCache, TieredCache, cache_backend
+from ragfleet.errors import ConfigError
 
 
 def test_back_hit_is_promoted_to_the_front() -> None:
@@ -41,3 +43,16 @@ def test_dead_redis_behind_memory_still_serves_from_memory() -> None:
     assert tiered.get("k") == b"v"
     assert tiered.get("other") is None
     assert tiered.stats().errors == 1
+
+
+def test_cache_backend_by_url(redis_server: Any) -> None:
+    assert isinstance(cache_backend(None, max_bytes=1 << 10), MemoryCache)
+    tiered = cache_backend(redis_server.url, prefix="factory-test:")
+    assert isinstance(tiered, TieredCache)
+    tiered.set("k", b"v")
+    assert (
+        isinstance(tiered, TieredCache) and tiered.back.get("k") == b"v"
+    )  # written through to Redis
+    tiered.clear()
+    with pytest.raises(ConfigError, match="redis://"):
+        cache_backend("http://localhost:6379")
