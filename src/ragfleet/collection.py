@@ -3,6 +3,9 @@
     <collection>/collection.json   config, EmbeddingContract, generation
     <collection>/shard-NNN/        one :class:`Shard` each
 
+or, once a collection has been reindexed (``generations.py``), ``<collection>/CURRENT``
+naming the live ``gen-NNNNNN/`` directory, each laid out as above.
+
 ``Collection.build`` ingests into a temporary sibling directory and renames it into place
 only when everything is written, so a failed build leaves nothing half-written.
 ``Collection.open`` refuses an encoder that does not reproduce the pinned contract.
@@ -14,6 +17,7 @@ import dataclasses
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,9 +31,11 @@ from ragfleet.embed.base import Encoder
 from ragfleet.embed.contract import EmbeddingContract
 from ragfleet.embed.registry import load_encoder
 from ragfleet.errors import CollectionError, InputError
+from ragfleet.generations import current_generation
 from ragfleet.index.atomic import atomic_write_bytes
 from ragfleet.index.dense import set_omp_threads
-from ragfleet.index.shard import Shard
+from ragfleet.index.rwlock import RWLock
+from ragfleet.index.shard import CheckpointPolicy, Shard, recover_swap
 from ragfleet.index.sparse.analyzer import Analyzer
 from ragfleet.search.searcher import Searcher, SearchRequest
 from ragfleet.types import Document, Mode, Results
@@ -78,18 +84,44 @@ class CollectionInfo:
 class Collection:
     """Ingest, search and maintain one collection in this process."""
 
-    def __init__(self, path: Path, info: CollectionInfo, encoder: Encoder, durable: bool) -> None:
-        self.path = path
+    def __init__(
+        self,
+        path: Path,
+        info: CollectionInfo,
+        encoder: Encoder,
+        durable: bool,
+        *,
+        root: Path | None = None,
+        policy: CheckpointPolicy | None = None,
+    ) -> None:
+        self.path = root or path  # what to reopen: the root resolves to its current generation
+        self.data_path = path
+        self.durable = durable
+        self.policy = policy
+        self._swap = RWLock()  # searches read; compaction and reload swap state under write
+        self._write_mutex = threading.Lock()  # one writer (upsert, delete, compact) at a time
+        self._attach(path, info, encoder)
+
+    def _attach(self, path: Path, info: CollectionInfo, encoder: Encoder) -> None:
         self.info = info
         self.config = info.config
         self.encoder = encoder
         n = self.config.sharding.n_shards
         fingerprint = info.contract.fingerprint()
+        dirs = [path / f"shard-{i:03d}" for i in range(n)]
+        for d in dirs:
+            recover_swap(d)
         self.shards = [
             Shard(
-                path / f"shard-{i:03d}", i, self.config, encoder.dim, fingerprint, durable=durable
+                d,
+                i,
+                self.config,
+                encoder.dim,
+                fingerprint,
+                durable=self.durable,
+                policy=self.policy,
             )
-            for i in range(n)
+            for i, d in enumerate(dirs)
         ]
         set_omp_threads(omp_threads_per_shard(n))
         self._scatter = Scatter(n)
@@ -106,6 +138,7 @@ class Collection:
         *,
         encoder: Encoder | None = None,
         durable: bool = True,
+        policy: CheckpointPolicy | None = None,
     ) -> Collection:
         """Create an empty collection at ``path`` (which must not exist or be empty)."""
         path = Path(path)
@@ -118,20 +151,50 @@ class Collection:
         info = CollectionInfo(config, contract, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         path.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path / "collection.json", info.to_json())
-        return cls(path, info, encoder, durable)
+        return cls(path, info, encoder, durable, policy=policy)
 
     @classmethod
     def open(
-        cls, path: str | Path, *, encoder: Encoder | None = None, durable: bool = True
+        cls,
+        path: str | Path,
+        *,
+        encoder: Encoder | None = None,
+        durable: bool = True,
+        policy: CheckpointPolicy | None = None,
     ) -> Collection:
-        """Open an existing collection; the encoder must reproduce its embedding contract."""
-        path = Path(path)
-        if not path.exists():
-            raise CollectionError(f"collection {path} does not exist")
-        info = CollectionInfo.read(path)
+        """Open an existing collection (its current generation); the encoder must reproduce
+        its embedding contract."""
+        root = Path(path)
+        if not root.exists():
+            raise CollectionError(f"collection {root} does not exist")
+        data = current_generation(root)
+        info = CollectionInfo.read(data)
         encoder = encoder or load_encoder(info.config.encoder.name)
         info.contract.verify(encoder)
-        return cls(path, info, encoder, durable)
+        return cls(data, info, encoder, durable, root=root, policy=policy)
+
+    def reload(self, *, encoder: Encoder | None = None) -> bool:
+        """Switch to the collection's current generation if it changed (after a
+        ``reindex``): the new generation is opened beside the old one, then swapped in
+        between queries — a query runs wholly on the old encoder and index or wholly on the
+        new. Returns whether it switched."""
+        data = current_generation(self.path)
+        if data.resolve() == self.data_path.resolve():
+            return False
+        info = CollectionInfo.read(data)
+        encoder = encoder or load_encoder(info.config.encoder.name)
+        info.contract.verify(encoder)
+        fresh = Collection(data, info, encoder, self.durable, root=self.path, policy=self.policy)
+        with self._write_mutex, self._swap.write():
+            old_shards, old_scatter = self.shards, self._scatter
+            self.data_path = data
+            self.info, self.config, self.encoder = info, info.config, encoder
+            self.shards, self._scatter = fresh.shards, fresh._scatter
+            self.searcher, self._writer = fresh.searcher, fresh._writer
+        old_scatter.close()
+        for s in old_shards:
+            s.close()
+        return True
 
     @classmethod
     def build(
@@ -163,9 +226,11 @@ class Collection:
         return cls.open(path, encoder=col.encoder)
 
     def close(self) -> None:
-        self._scatter.close()
-        for s in self.shards:
-            s.close()
+        """Checkpoint every shard whose log holds unflushed batches, then close."""
+        with self._write_mutex:
+            self._scatter.close()
+            for s in self.shards:
+                s.close()
 
     def __enter__(self) -> Collection:
         return self
@@ -178,21 +243,36 @@ class Collection:
         """Insert or replace documents; unchanged ones (same content hash) are skipped.
 
         Each document is written to its shard's log in one batch with the removal of its
-        old chunks, so after any crash it is wholly old or wholly new.
+        old chunks, so after any crash it is wholly old or wholly new. On return the write
+        is durable (logged and fsynced) and visible to the next query; index files are
+        rewritten only when a shard's :class:`CheckpointPolicy` says so, and on close.
         """
-        report = self._writer.upsert(docs, progress=progress)
-        self.checkpoint()
-        return report
+        with self._write_mutex:
+            return self._writer.upsert(docs, progress=progress)
 
     def delete(self, doc_ids: Sequence[str]) -> int:
         """Tombstone every chunk of ``doc_ids``; returns how many documents existed."""
-        n = self._writer.delete(doc_ids)
-        self.checkpoint()
-        return n
+        with self._write_mutex:
+            return self._writer.delete(doc_ids)
 
     def checkpoint(self) -> None:
-        for s in self.shards:
-            s.checkpoint()
+        """Write every shard's indexes now and truncate its log."""
+        with self._write_mutex:
+            for s in self.shards:
+                s.checkpoint()
+
+    def compact(self, threshold: float = 0.2) -> list[int]:
+        """Rebuild, online, every shard whose tombstone ratio is at least ``threshold``
+        (see ``compact.py``); returns the shards rebuilt."""
+        from ragfleet.compact import compact_collection
+
+        with self._write_mutex:
+            return compact_collection(self, threshold)
+
+    def swap_shard(self, shard: int, staged: Path) -> None:
+        """Swap a rebuilt shard directory in, between queries (used by compaction)."""
+        with self._swap.write():
+            self.shards[shard].swap_in(staged)
 
     # -- reads ----------------------------------------------------------------------------
     def search(
@@ -210,13 +290,19 @@ class Collection:
     ) -> Results:
         """Search one query. ``mode``: dense, sparse or hybrid (default from the config)."""
         req = SearchRequest(k, mode, depth, filter, ef_search, nprobe, unique_docs, timeout_ms)
-        return self.searcher.search([query], req)[0]
+        with self._swap.read():
+            return self.searcher.search([query], req)[0]
 
     def search_batch(
         self, queries: Sequence[str], req: SearchRequest | None = None
     ) -> list[Results]:
         """Search many queries at once (one encoder call, one scatter)."""
-        return self.searcher.search(queries, req or SearchRequest())
+        with self._swap.read():
+            return self.searcher.search(queries, req or SearchRequest())
+
+    def doc_ids(self) -> list[str]:
+        """The ids of every live document, sorted."""
+        return sorted(d for s in self.shards for d in s.doc_hashes())
 
     @property
     def generation(self) -> str:

@@ -49,7 +49,12 @@ class IngestReport:
 
 def embed_text(chunk: Chunk) -> str:
     """What the encoder sees for a chunk: its document title, then its text."""
-    return f"{chunk.title} {chunk.text}" if chunk.title else chunk.text
+    return embed_input(chunk.title, chunk.text)
+
+
+def embed_input(title: str, text: str) -> str:
+    """The encoder input of a chunk with ``title`` and ``text``: ``"{title} {text}"``."""
+    return f"{title} {text}" if title else text
 
 
 class DocumentWriter:

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from ragfleet.cli import bench, collection_cmds, eval_cmds
+from ragfleet.cli import bench, collection_cmds, eval_cmds, write_cmds
 from ragfleet.errors import RagfleetError
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app = typer.Typer(
 collection_cmds.register(app)
 bench.register(app)
 eval_cmds.register(app)
+write_cmds.register(app)
 
 
 def main() -> None:

@@ -40,6 +40,9 @@ def ingest(
         str | None, typer.Option(help="window:256:32 | sentence:256 | markdown:256")
     ] = None,
     workers: Annotated[int, typer.Option(help="local embedding processes (0 = in process)")] = 0,
+    sync: Annotated[
+        bool, typer.Option("--sync", help="also delete documents absent from SOURCE")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Build a collection from SOURCE, or add to it incrementally if it exists."""
@@ -52,6 +55,9 @@ def ingest(
             _refuse_new_options(shards, index, encoder, chunker)
             with Collection.open(collection) as col, progress_bar("embedding", quiet) as bar:
                 report = col.upsert(docs, progress=bar)
+                stale = sorted(set(col.doc_ids()) - {d.doc_id for d in docs}) if sync else []
+                if stale:
+                    col.delete(stale)
         else:
             config = _config(shards, index, encoder, chunker, workers)
             with progress_bar("embedding", quiet) as bar:
@@ -67,6 +73,7 @@ def ingest(
     typer.echo(
         f"{collection}: {report.documents_written} written, "
         f"{report.documents_unchanged} unchanged, "
+        f"{len(stale)} deleted, "
         f"{report.chunks_written} chunks in {report.seconds:.1f}s",
         err=True,
     )

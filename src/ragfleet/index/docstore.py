@@ -4,6 +4,11 @@ SQLite in WAL journal mode (``docs.sqlite``). Every write batch is one SQLite
 transaction that also records the write-ahead-log sequence number it applied
 (``applied_seq``), so that replaying the shard's log after a crash skips batches the
 docstore already holds and the store is never half-updated.
+
+``synchronous=NORMAL``: a commit is not fsynced (the shard's own log already is, once per
+batch); a power loss may roll back the last commits, together with their
+``applied_seq``, and replay re-applies them. Before the shard truncates its log at a
+checkpoint, :meth:`DocStore.sync` makes every commit durable.
 """
 
 from __future__ import annotations
@@ -73,7 +78,7 @@ class DocStore:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -172,20 +177,64 @@ class DocStore:
             ).fetchall()
         return {d: h for d, h in found}
 
-    def fetch(self, rows: Sequence[int]) -> dict[int, StoredChunk]:
-        """The stored chunks of ``rows`` (missing rows are absent from the result)."""
+    def fetch(self, rows: Sequence[int], *, live_only: bool = False) -> dict[int, StoredChunk]:
+        """The stored chunks of ``rows`` (missing rows, and with ``live_only`` tombstoned
+        ones, are absent from the result)."""
         if not rows:
             return {}
         marks = ",".join("?" * len(rows))
+        live = " AND deleted = 0" if live_only else ""
         with self._lock:
             found = self._db.execute(
                 "SELECT row, chunk_id, doc_id, n, title, text, metadata FROM chunks"
-                f" WHERE row IN ({marks})",
+                f" WHERE row IN ({marks}){live}",
                 [int(r) for r in rows],
             ).fetchall()
         return {
             r[0]: StoredChunk(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in found
         }
+
+    def live_chunks(self, after_row: int = -1, limit: int = 1024) -> list[NewChunk]:
+        """Up to ``limit`` live rows with ``row > after_row``, in row order (for compaction
+        and reindexing: page through the store by passing the last row seen)."""
+        with self._lock:
+            found = self._db.execute(
+                "SELECT row, chunk_id, doc_id, n, title, text, metadata, content_hash, doc_hash"
+                " FROM chunks WHERE deleted = 0 AND row > ? ORDER BY row LIMIT ?",
+                (after_row, limit),
+            ).fetchall()
+        return [
+            NewChunk(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8])
+            for r in found
+        ]
+
+    def chunks_of(self, doc_ids: Sequence[str]) -> list[NewChunk]:
+        """Every live chunk of ``doc_ids``, grouped by document in chunk order."""
+        if not doc_ids:
+            return []
+        marks = ",".join("?" * len(doc_ids))
+        with self._lock:
+            found = self._db.execute(
+                "SELECT row, chunk_id, doc_id, n, title, text, metadata, content_hash, doc_hash"
+                f" FROM chunks WHERE deleted = 0 AND doc_id IN ({marks}) ORDER BY doc_id, n",
+                list(doc_ids),
+            ).fetchall()
+        return [
+            NewChunk(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8])
+            for r in found
+        ]
+
+    def sync(self) -> None:
+        """Make every committed transaction durable (a full WAL checkpoint: SQLite fsyncs
+        its log, copies it into the database file and fsyncs that)."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(FULL)")
+
+    def vacuum(self) -> None:
+        """Reclaim the pages of deleted rows (SQLite ``VACUUM``, then a WAL checkpoint)."""
+        with self._lock:
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def counts(self) -> tuple[int, int, int]:
         """(rows, live rows, live documents)."""

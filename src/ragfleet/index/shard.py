@@ -15,6 +15,8 @@ deletes are tombstones (a :class:`RowFilter` of live rows handed to both searche
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ import numpy.typing as npt
 
 from ragfleet.config import CollectionConfig
 from ragfleet.errors import CollectionError, ConfigError
+from ragfleet.index.atomic import fsync_dir
 from ragfleet.index.dense import DenseIndex
 from ragfleet.index.docstore import DocStore, NewChunk, StoredChunk
 from ragfleet.index.hits import ShardHits
@@ -38,6 +41,29 @@ from ragfleet.index.rwlock import RWLock
 from ragfleet.index.sparse.bm25 import BM25Index, ShardTermStats
 from ragfleet.index.wal import WriteAheadLog
 from ragfleet.index.writebatch import ChunkRecord, WriteBatch
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointPolicy:
+    """When a shard checkpoints on its own: once the log holds ``max_wal_bytes`` or
+    ``max_batches`` batches beyond the last checkpoint (and always on close).
+
+    Between checkpoints a write costs one log append + fsync; a checkpoint rewrites the
+    shard's index files, so checkpointing after every write makes each write O(shard).
+    Replay on open is bounded by the same limits.
+    """
+
+    max_wal_bytes: int = 64 * 2**20
+    max_batches: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("max_wal_bytes", "max_batches"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"CheckpointPolicy.{name} must be an int >= 1, got {value!r}")
+
+    def due(self, wal_bytes: int, batches: int) -> bool:
+        return wal_bytes >= self.max_wal_bytes or batches >= self.max_batches
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +103,7 @@ class Shard:
         fingerprint: str,
         *,
         durable: bool = True,
+        policy: CheckpointPolicy | None = None,
     ) -> None:
         self.path = path
         self.shard_id = shard_id
@@ -84,15 +111,21 @@ class Shard:
         self.dim = dim
         self.fingerprint = fingerprint
         self.durable = durable
-        path.mkdir(parents=True, exist_ok=True)
+        self.policy = policy or CheckpointPolicy()
         self._lock = RWLock()
+        self._open()
+
+    def _open(self) -> None:
+        """Load the last checkpoint, replay the log and check that the stores agree."""
+        path, config = self.path, self.config
+        path.mkdir(parents=True, exist_ok=True)
         self.docstore = DocStore(path / "docs.sqlite")
         self.wal = WriteAheadLog(path / "wal")
         manifest = ShardManifest.load(path) if (path / "manifest.json").exists() else None
         gc_unreferenced(path, manifest)  # orphans of a checkpoint that crashed before its commit
         self._checkpoint_no = 0
         if manifest is None:
-            self.dense = DenseIndex(config.index.spec, dim, config.index.metric)
+            self.dense = DenseIndex(config.index.spec, self.dim, config.index.metric)
             self.sparse = BM25Index(config.sparse)
             self._seq = 0
         else:
@@ -102,14 +135,17 @@ class Shard:
             self._seq = manifest.checkpoint_seq
             self._checkpoint_no = manifest.generation
         self._checkpoint_seq = self._seq
+        self._pending_bytes = self._pending_batches = 0
+        self._closed = False
         self._allow: RowFilter | None = None
         self._ids: list[str] = []  # row → chunk id, rebuilt from the docstore after replay
         self._replay()
         self._ids = self.docstore.chunk_ids()
         if len(self._ids) != self.dense.ntotal:
             raise CollectionError(
-                f"shard {shard_id} at {path} is inconsistent: docstore has {len(self._ids)} "
-                f"rows, dense index {self.dense.ntotal}; restore it from a backup or rebuild"
+                f"shard {self.shard_id} at {path} is inconsistent: docstore has "
+                f"{len(self._ids)} rows, dense index {self.dense.ntotal}; restore it from a "
+                "backup or rebuild"
             )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -126,6 +162,8 @@ class Shard:
             batch = WriteBatch.decode(payload)
             self._apply(batch, docstore_done=seq <= done_in_docstore)
             self._seq = seq
+            self._pending_bytes += len(payload)
+            self._pending_batches += 1
         self._sync_tombstones()
 
     @property
@@ -134,8 +172,35 @@ class Shard:
         return self._seq
 
     def close(self) -> None:
+        """Checkpoint what the log holds beyond the last checkpoint, then close the files."""
+        with self._lock.write():
+            if self._closed:
+                return
+            if self._seq > self._checkpoint_seq:
+                self._checkpoint_locked()
+            self._close_files()
+
+    def _close_files(self) -> None:
         self.docstore.close()
         self.wal.close()
+        self._closed = True
+
+    def swap_in(self, staged: Path) -> None:
+        """Replace this shard's directory by ``staged`` (a complete shard directory built
+        beside it, e.g. by compaction) and reload from it, under the write lock.
+
+        Two renames: ``path → path.old``, ``staged → path``; :func:`recover_swap` finishes
+        the job after a crash between them.
+        """
+        old = self.path.with_name(self.path.name + ".old")
+        with self._lock.write():
+            self._close_files()
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(self.path, old)
+            os.rename(staged, self.path)
+            fsync_dir(self.path.parent)
+            self._open()
+        shutil.rmtree(old, ignore_errors=True)
 
     # -- writes ---------------------------------------------------------------------------
     def write(self, upserts: Sequence[ChunkRecord], deletes: Sequence[str] = ()) -> int:
@@ -146,9 +211,14 @@ class Shard:
                 self._train([r.vector for r in upserts])
             seq = self._seq + 1
             batch = WriteBatch(seq=seq, upserts=tuple(upserts), deletes=tuple(deletes))
-            self.wal.append(seq, batch.encode(), fsync=self.durable)
+            payload = batch.encode()
+            self.wal.append(seq, payload, fsync=self.durable)
             self._apply(batch, docstore_done=False)
             self._seq = seq
+            self._pending_bytes += len(payload)
+            self._pending_batches += 1
+            if self.policy.due(self._pending_bytes, self._pending_batches):
+                self._checkpoint_locked()
             return seq
 
     def _train(self, vectors: Sequence[npt.NDArray[np.float32]]) -> None:
@@ -209,11 +279,13 @@ class Shard:
             contract_fingerprint=self.fingerprint,
             checkpoint_seq=self._seq,
         )
+        self.docstore.sync()  # durable through _seq before the manifest says it is
         manifest = commit_checkpoint(self.path, files, manifest)
         gc_unreferenced(self.path, manifest)
         self.wal.truncate_through(self._seq)
         self._checkpoint_no = no
         self._checkpoint_seq = self._seq
+        self._pending_bytes = self._pending_batches = 0
 
     # -- reads ----------------------------------------------------------------------------
     def search(self, q: ShardQuery) -> ShardResult:
@@ -259,7 +331,11 @@ class Shard:
             return self.sparse.stats_for(terms)
 
     def fetch(self, rows: Sequence[int]) -> dict[int, StoredChunk]:
-        return self.docstore.fetch(rows)
+        """The live chunks of ``rows``. A row tombstoned by a write that landed between a
+        query's search and its fetch is dropped (the query returns fewer hits rather than
+        a deleted chunk)."""
+        with self._lock.read():
+            return self.docstore.fetch(rows, live_only=True)
 
     def doc_hashes(self) -> dict[str, str]:
         return self.docstore.doc_hashes()
@@ -276,6 +352,24 @@ class Shard:
             "wal_seq": self._seq,
             "checkpoint_seq": self._checkpoint_seq,
         }
+
+
+def recover_swap(path: Path) -> None:
+    """Finish or undo a :meth:`Shard.swap_in` (or a compaction) a crash interrupted:
+    ``path.compacting`` (incomplete) is removed; if ``path`` is missing, ``path.ready``
+    (complete) or else ``path.old`` takes its place; leftovers are removed (a ``.ready``
+    beside a live ``path`` holds the same acknowledged state, built while writes waited)."""
+    old = path.with_name(path.name + ".old")
+    ready = path.with_name(path.name + ".ready")
+    shutil.rmtree(path.with_name(path.name + ".compacting"), ignore_errors=True)
+    if not path.exists():
+        for candidate in (ready, old):
+            if candidate.exists():
+                os.rename(candidate, path)
+                fsync_dir(path.parent)
+                break
+    shutil.rmtree(ready, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _new_chunk(row: int, r: ChunkRecord) -> NewChunk:

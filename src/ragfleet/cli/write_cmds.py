@@ -1,0 +1,120 @@
+"""``ragfleet upsert | delete | compact | reindex | generations``: change a collection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ragfleet.cli._common import print_json, progress_bar, user_errors
+
+Dir = Annotated[Path, typer.Argument(help="collection directory")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("upsert")(upsert)
+    app.command("delete")(delete)
+    app.command("compact")(compact)
+    app.command("reindex")(reindex)
+    app.command("generations")(generations)
+
+
+def upsert(
+    collection: Dir,
+    source: Annotated[Path, typer.Argument(help="BEIR folder, .jsonl file or folder of .txt/.md")],
+    format: Annotated[str, typer.Option(help="auto|beir|jsonl|text")] = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Insert or replace the documents of SOURCE (unchanged ones are skipped)."""
+    from ragfleet.collection import Collection
+    from ragfleet.ingest import load_documents
+
+    with user_errors():
+        docs = list(load_documents(source, format=format))
+        with Collection.open(collection) as col, progress_bar("embedding", quiet) as bar:
+            report = col.upsert(docs, progress=bar)
+    typer.echo(
+        f"{collection}: {report.documents_written} written, {report.documents_unchanged} "
+        f"unchanged, {report.chunks_written} chunks in {report.seconds:.1f}s",
+        err=True,
+    )
+
+
+def delete(
+    collection: Dir,
+    ids: Annotated[str | None, typer.Option(help="comma-separated document ids")] = None,
+    ids_file: Annotated[
+        Path | None, typer.Option(help="a file with one document id a line")
+    ] = None,
+) -> None:
+    """Delete documents (all their chunks) by id."""
+    from ragfleet.collection import Collection
+    from ragfleet.errors import InputError
+
+    with user_errors():
+        wanted = [i.strip() for i in (ids or "").split(",") if i.strip()]
+        if ids_file is not None:
+            try:
+                lines = ids_file.read_text("utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as e:
+                raise InputError(f"cannot read --ids-file {ids_file}: {e}") from e
+            wanted += [line.strip() for line in lines if line.strip()]
+        if not wanted:
+            raise InputError("give the documents to delete with --ids a,b or --ids-file FILE")
+        with Collection.open(collection) as col:
+            existed = col.delete(sorted(set(wanted)))
+    typer.echo(f"{collection}: deleted {existed} of {len(set(wanted))} document(s)", err=True)
+
+
+def compact(
+    collection: Dir,
+    threshold: Annotated[
+        float, typer.Option(help="rebuild shards whose tombstone ratio is at least this")
+    ] = 0.2,
+) -> None:
+    """Rebuild shards with many tombstones and reclaim their disk space."""
+    from ragfleet.collection import Collection
+
+    with user_errors(), Collection.open(collection) as col:
+        done = col.compact(threshold)
+    typer.echo(f"{collection}: compacted shard(s) {done or 'none'}", err=True)
+
+
+def reindex(
+    collection: Dir,
+    encoder: Annotated[str, typer.Option(help="the new encoder (minilm-int8, minilm)")],
+) -> None:
+    """Re-embed the collection under a new encoder in a new generation, verify, swap."""
+    from ragfleet.generations import reindex as run
+
+    with user_errors():
+        report = run(collection, encoder)
+    typer.echo(
+        f"{collection}: {report.generation} is current ({report.documents} documents, "
+        f"{report.chunks} chunks, {report.documents_embedded} embedded in "
+        f"{report.seconds:.1f}s)",
+        err=True,
+    )
+
+
+def generations(
+    collection: Dir,
+    gc: Annotated[bool, typer.Option("--gc", help="remove every generation but the current")] = (
+        False
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List the collection's generations (and with --gc remove the old ones)."""
+    from ragfleet.generations import gc_generations, list_generations
+
+    with user_errors():
+        removed = gc_generations(collection) if gc else []
+        gens = list_generations(collection)
+    if as_json:
+        print_json({"generations": [g.to_dict() for g in gens], "removed": removed})
+        return
+    for g in gens:
+        typer.echo(f"{g.name:12} {g.state:9} {g.encoder:12} {g.fingerprint}")
+    if removed:
+        typer.echo(f"removed: {', '.join(removed)}", err=True)
