@@ -12,9 +12,12 @@ shard holds it. Hybrid: the two ranked lists are fused (RRF by default). Only th
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from ragfleet.cluster.client import ShardClient
 from ragfleet.cluster.merge import Merged, merge_topk
@@ -31,6 +34,7 @@ from ragfleet.types import Hit, Mode, Results, StageTimings
 
 Key = tuple[int, int]  # (shard, row)
 Signals = dict[str, dict[Key, tuple[float, int, str]]]  # signal → key → (score, rank, id)
+Router = Callable[[npt.NDArray[np.float32]], Sequence[int]]  # query vectors → shard ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +61,12 @@ class Searcher:
         analyzer: Analyzer | None,
         defaults: SearchConfig,
         scatter: Scatter,
+        router: Router | None = None,
     ) -> None:
+        """``router`` (optional): the shards a batch of query vectors is sent to (centroid
+        routing); without it, or in sparse mode, every shard is searched."""
         self.shards = list(shards)
+        self.router = router
         self.encoder = encoder
         self.analyzer = analyzer
         self.defaults = defaults
@@ -89,9 +97,10 @@ class Searcher:
             ef_search=req.ef_search,
             nprobe=req.nprobe,
         )
+        targets = self._targets(vectors)
         with timings.stage("search"):
             gathered = self.scatter.gather(
-                [(s.shard_id, s) for s in self.shards], lambda s: s.search(query), deadline
+                [(s.shard_id, s) for s in targets], lambda s: s.search(query), deadline
             )
         out = []
         shared = dict(timings.freeze())
@@ -123,6 +132,11 @@ class Searcher:
         if req.unique_docs:
             depth = max(depth, 4 * k)
         return k, mode, depth
+
+    def _targets(self, vectors: npt.NDArray[np.float32] | None) -> list[ShardClient]:
+        if self.router is None or vectors is None:
+            return self.shards
+        return [self.shards[i] for i in self.router(vectors)]
 
     def _sparse_stats(
         self, queries: Sequence[str]

@@ -1,0 +1,177 @@
+"""What the Ray backend costs per query, and its throughput on 1 vs 2 nodes.
+
+A 2-shard collection of demo paragraphs. Scatter-gather overhead: the shard tier alone
+(one pre-embedded dense query, k=10, scattered to every shard and gathered), local
+in-process shards vs Ray actors (R=1), calls interleaved one by one; and the full query
+(embed + scatter + merge + fetch). Throughput: ``--clients`` threads send shard-tier
+queries closed-loop for ``--seconds`` to R=2 replicas per shard, first on a 1-node
+cluster (both replicas on the head), then after a second node joins (replicas spread
+one per node). All nodes run on this one machine, so the second node adds processes,
+not hardware. Writes ``benchmarks/results/ray_overhead.{json,png}``.
+
+    .venv/bin/python benchmarks/ray_overhead.py [--queries 200] [--seconds 10] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks._common import RESULTS, write_json
+from ragfleet.fleet import Fleet
+from ragfleet.index.shard import ShardQuery
+
+QUERIES = [
+    "Which NFL team won Super Bowl 50?",
+    "Who sang at the halftime show?",
+    "Where is Warsaw located?",
+    "What stadium hosted the game?",
+    "Who designed the Palace of Culture?",
+    "How many tackles did the defense make?",
+]
+
+
+def scatter_once(fleet: Fleet, q: ShardQuery) -> float:
+    t0 = time.perf_counter()
+    fleet.searcher.scatter.gather([(s.shard_id, s) for s in fleet.shards], lambda s: s.search(q))
+    return time.perf_counter() - t0
+
+
+def overhead(local: Fleet, ray: Fleet, shard_qs: list[ShardQuery], n: int) -> dict[str, Any]:
+    tier: dict[str, list[float]] = {"local": [], "ray": []}
+    full: dict[str, list[float]] = {"local": [], "ray": []}
+    for i in range(n):
+        q = shard_qs[i % len(shard_qs)]
+        for name, fleet in (("local", local), ("ray", ray)):
+            tier[name].append(scatter_once(fleet, q))
+            t0 = time.perf_counter()
+            fleet.search(QUERIES[i % len(QUERIES)], k=10, mode="dense")
+            full[name].append(time.perf_counter() - t0)
+
+    def ms(x: list[float], p: float) -> float:
+        return round(float(np.percentile(x, p)) * 1e3, 3)
+
+    out = {
+        f"{w}_{k}_{p}": ms(d[k], q)
+        for w, d in (("tier", tier), ("full", full))
+        for k in d
+        for p, q in (("p50_ms", 50), ("p99_ms", 99))
+    }
+    out["tier_overhead_p50_ms"] = round(out["tier_ray_p50_ms"] - out["tier_local_p50_ms"], 3)
+    return out
+
+
+def throughput(fleet: Fleet, shard_qs: list[ShardQuery], clients: int, seconds: float) -> float:
+    stop = time.monotonic() + seconds
+    counts = [0] * clients
+
+    def client(c: int) -> None:
+        while time.monotonic() < stop:
+            scatter_once(fleet, shard_qs[(c + counts[c]) % len(shard_qs)])
+            counts[c] += 1
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return round(sum(counts) / seconds, 1)
+
+
+def plot(report: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    o = report["overhead"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    labels = ["shard tier", "full query"]
+    x = np.arange(2)
+    a.bar(x - 0.2, [o["tier_local_p50_ms"], o["full_local_p50_ms"]], 0.4, label="local")
+    a.bar(x + 0.2, [o["tier_ray_p50_ms"], o["full_ray_p50_ms"]], 0.4, label="ray")
+    a.set_xticks(x, labels)
+    a.set_ylabel("p50 latency (ms)")
+    a.legend()
+    t = report["throughput_qps"]
+    b.bar(list(t), list(t.values()))
+    b.set_ylabel("shard-tier queries / s")
+    fig.suptitle("Ray backend: scatter-gather overhead and throughput (one machine)")
+    fig.tight_layout()
+    fig.savefig(RESULTS / "ray_overhead.png", dpi=120)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args(argv)
+    nq, secs = (30, 3.0) if args.quick else (args.queries, args.seconds)
+    import ray
+    from tests.conftest import demo_docs
+
+    from ragfleet.cluster.local_ray import LocalRayCluster
+    from ragfleet.collection import Collection
+    from ragfleet.config import CollectionConfig, ShardingConfig
+
+    load0 = list(os.getloadavg())
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "c"
+        cfg = CollectionConfig(sharding=ShardingConfig(n_shards=2))
+        Collection.build(path, demo_docs(60), cfg).close()
+        cluster = LocalRayCluster.start(workers=0, log_dir=Path(tmp) / "logs")
+        fleets: list[Fleet] = []
+        try:
+            ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
+            local = Fleet.open(path, backend="local")
+            ray1 = Fleet.open(path, backend="ray", replicas=1, encoder=local.encoder)
+            fleets += [local, ray1]
+            vecs = local.encoder.encode(QUERIES, kind="query")
+            shard_qs = [ShardQuery(k=10, vectors=vecs[i : i + 1]) for i in range(len(QUERIES))]
+            report: dict[str, Any] = {"overhead": overhead(local, ray1, shard_qs, nq)}
+            print(report, flush=True)
+            qps = {"local R=1": throughput(local, shard_qs, args.clients, secs)}
+            ray1.close()
+            fleets.remove(ray1)
+            one = Fleet.open(path, backend="ray", replicas=2, encoder=local.encoder)
+            fleets.append(one)
+            qps["ray 1 node R=2"] = throughput(one, shard_qs, args.clients, secs)
+            one.close()
+            fleets.remove(one)
+            cluster = cluster.add_worker()
+            two = Fleet.open(path, backend="ray", replicas=2, encoder=local.encoder)
+            fleets.append(two)
+            qps["ray 2 nodes R=2"] = throughput(two, shard_qs, args.clients, secs)
+            report["throughput_qps"] = qps
+        finally:
+            for f in fleets:
+                f.close()
+            ray.shutdown()
+            cluster.stop()
+    report["setup"] = {
+        "docs": 60,
+        "shards": 2,
+        "queries": nq,
+        "clients": args.clients,
+        "seconds": secs,
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
+    report["loadavg_before_after"] = [load0, list(os.getloadavg())]
+    print(write_json("ray_overhead", report))
+    plot(report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""The Ray backend: each shard replica is a Ray actor; the coordinator stays in the driver.
+
+* :class:`ShardActor` opens one shard read-only from the collection path (a path every
+  node sees: shared storage, or the same disk for a cluster on one machine) and serves the
+  four :class:`~ragfleet.cluster.client.ShardClient` calls.
+* :class:`RayShardClient` is the ShardClient that calls one actor.
+* :func:`deploy` starts ``R`` actors per shard. The replicas of a shard are the bundles of
+  one placement group with strategy ``STRICT_SPREAD`` (one replica per node) when the
+  cluster has at least ``R`` nodes, ``SPREAD`` (best effort) otherwise. Actors restart
+  forever (``max_restarts=-1``). With ``R > 1`` a call to a dead actor fails at once
+  (``max_task_retries=0``) and :class:`~ragfleet.cluster.replicated.ReplicatedShard`
+  retries it on another replica — faster than waiting for the restart; with ``R = 1``
+  Ray retries it on the restarted actor (``max_task_retries=-1``).
+
+Ray is imported lazily (``pip install 'ragfleet[ray]'``); nothing here runs at import.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ragfleet._optional import require
+from ragfleet.cluster.local_ray import LocalRayCluster
+from ragfleet.config import CollectionConfig
+from ragfleet.errors import ConfigError
+from ragfleet.index.docstore import StoredChunk
+from ragfleet.index.shard import Shard, ShardQuery, ShardResult
+from ragfleet.index.sparse.bm25 import ShardTermStats
+
+ACTOR_CPUS = 0.01  # actors are I/O- and FAISS-bound; a token share lets many fit a node
+READY_TIMEOUT_S = 120.0
+
+
+class ShardActor:
+    """One shard replica inside a Ray worker process (wrapped by ``ray.remote`` in deploy);
+    ``path`` is the shard's directory, ``<collection>/shard-NNN``."""
+
+    def __init__(
+        self, path: str, shard_id: int, config: dict[str, Any], dim: int, fingerprint: str
+    ) -> None:
+        cfg = CollectionConfig.from_dict(config)
+        self.shard = Shard(Path(path), shard_id, cfg, dim, fingerprint, durable=False)
+
+    def search(self, q: ShardQuery) -> ShardResult:
+        return self.shard.search(q)
+
+    def term_stats(self, terms: Sequence[str]) -> ShardTermStats:
+        return self.shard.term_stats(terms)
+
+    def fetch(self, rows: Sequence[int]) -> dict[int, StoredChunk]:
+        return self.shard.fetch(rows)
+
+    def stats(self) -> dict[str, object]:
+        return self.shard.stats()
+
+    def where(self) -> tuple[int, str]:
+        """(pid, Ray node id) of this replica: tells a restart and the placement apart."""
+        ray = require("ray", "ray")
+        return os.getpid(), str(ray.get_runtime_context().get_node_id())
+
+
+class RayShardClient:
+    """A ShardClient that forwards every call to one :class:`ShardActor`."""
+
+    def __init__(self, actor: Any, shard_id: int) -> None:
+        self.actor = actor
+        self._shard_id = shard_id
+        self._ray = require("ray", "ray")
+
+    @property
+    def shard_id(self) -> int:
+        return self._shard_id
+
+    def search(self, q: ShardQuery) -> ShardResult:
+        out: ShardResult = self._ray.get(self.actor.search.remote(q))
+        return out
+
+    def term_stats(self, terms: Sequence[str]) -> ShardTermStats:
+        out: ShardTermStats = self._ray.get(self.actor.term_stats.remote(list(terms)))
+        return out
+
+    def fetch(self, rows: Sequence[int]) -> dict[int, StoredChunk]:
+        out: dict[int, StoredChunk] = self._ray.get(self.actor.fetch.remote(list(rows)))
+        return out
+
+    def stats(self) -> dict[str, object]:
+        out: dict[str, object] = self._ray.get(self.actor.stats.remote())
+        return out
+
+    def where(self) -> tuple[int, str]:
+        out: tuple[int, str] = self._ray.get(self.actor.where.remote())
+        return out
+
+
+@dataclass
+class RayDeployment:
+    """The actors of one collection: ``clients[shard][replica]``; :meth:`close` removes them."""
+
+    clients: list[list[RayShardClient]]
+    groups: list[Any] = field(default_factory=list)
+    owns_connection: bool = False
+
+    def close(self) -> None:
+        ray = require("ray", "ray")
+        if not ray.is_initialized():
+            return
+        for replicas in self.clients:
+            for c in replicas:
+                ray.kill(c.actor, no_restart=True)
+        for pg in self.groups:
+            ray.util.remove_placement_group(pg)
+        if self.owns_connection:
+            ray.shutdown()
+
+
+def connect(address: str | None) -> bool:
+    """Connect this process to a Ray cluster (``address``, else the one ``ragfleet cluster
+    up`` recorded); returns whether this call made the connection."""
+    ray = require("ray", "ray")
+    if ray.is_initialized():
+        return False
+    if address is None:
+        local = LocalRayCluster.load()
+        if local is None:
+            raise ConfigError(
+                "no Ray cluster: start one with `ragfleet cluster up` or pass --address HOST:PORT"
+            )
+        address = local.address
+    ray.init(
+        address=address, namespace="ragfleet", logging_level=logging.ERROR, log_to_driver=False
+    )
+    return True
+
+
+def deploy(
+    path: Path,
+    config: CollectionConfig,
+    dim: int,
+    fingerprint: str,
+    *,
+    replicas: int,
+    address: str | None = None,
+) -> RayDeployment:
+    """Start ``replicas`` :class:`ShardActor` per shard of the collection at ``path``."""
+    if replicas < 1:
+        raise ConfigError(f"replicas must be >= 1, got {replicas}")
+    ray = require("ray", "ray")
+    from ray.util.placement_group import placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    owns = connect(address)
+    n_nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+    strategy = "STRICT_SPREAD" if n_nodes >= replicas else "SPREAD"
+    remote = ray.remote(ShardActor)
+    restarts = {
+        "num_cpus": ACTOR_CPUS,
+        "max_restarts": -1,
+        "max_task_retries": 0 if replicas > 1 else -1,
+    }
+    out = RayDeployment([], [], owns)
+    root, cfg = path.resolve(), config.to_dict()
+    for s in range(config.sharding.n_shards):
+        pg = placement_group([{"CPU": ACTOR_CPUS}] * replicas, strategy=strategy)
+        out.groups.append(pg)
+        actors = [
+            remote.options(
+                **restarts,
+                scheduling_strategy=PlacementGroupSchedulingStrategy(
+                    pg, placement_group_bundle_index=r
+                ),
+            ).remote(str(root / f"shard-{s:03d}"), s, cfg, dim, fingerprint)
+            for r in range(replicas)
+        ]
+        out.clients.append([RayShardClient(a, s) for a in actors])
+    try:
+        ray.get([c.actor.where.remote() for cs in out.clients for c in cs], timeout=READY_TIMEOUT_S)
+    except BaseException:
+        out.close()
+        raise
+    return out

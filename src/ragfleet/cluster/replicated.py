@@ -1,0 +1,245 @@
+"""One shard served by R replicas: least-loaded choice, hedged requests, failover.
+
+A :class:`ReplicatedShard` is itself a :class:`~ragfleet.cluster.client.ShardClient`, so the
+:class:`~ragfleet.search.searcher.Searcher` does not know replicas exist.
+
+* **Choice** — power of two choices (Mitzenmacher 2001, "The Power of Two Choices in
+  Randomized Load Balancing") over a latency-weighted load, as in Finagle's Peak-EWMA
+  balancer: draw two live replicas at random and send to the lower
+  ``cost_i = (ewma_i + ε) · (outstanding_i + 1)``, where ``ewma_i ← (1-a)·ewma_i + a·t`` over
+  the replica's service times (``a = ewma_alpha``; an unmeasured replica counts as the
+  slowest measured one, so each is tried) and ``ε = 0.1 ms`` keeps the outstanding count
+  meaningful before any measurement. A persistently slow replica thus stops receiving
+  first attempts and its latency stays out of the hedge threshold.
+  ``latency_aware=False``: ``cost_i = outstanding_i`` (least outstanding, ties at random).
+* **Hedging** — "The Tail at Scale" (Dean & Barroso, CACM 2013): once a request has run
+  longer than the shard's observed p95, send the same request to a second replica and keep
+  whichever answers first; the loser is cancelled if it has not started and ignored
+  otherwise. The p95 is taken over a sliding window of the last ``window`` served latencies
+  (the latency the caller saw, so a slow replica does not inflate the hedge delay); until
+  ``min_samples`` are seen, ``initial_hedge_s`` is used.
+* **Failover** — a replica that raises is marked down for ``down_s`` seconds and the call
+  is retried on another replica; only when every replica has failed does the error reach
+  the caller.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+
+from ragfleet.cluster.client import ShardClient
+from ragfleet.errors import ConfigError
+from ragfleet.index.docstore import StoredChunk
+from ragfleet.index.shard import ShardQuery, ShardResult
+from ragfleet.index.sparse.bm25 import ShardTermStats
+
+T = TypeVar("T")
+EPSILON_S = 1e-4
+
+
+@dataclass(frozen=True)
+class HedgeConfig:
+    """Replica selection and hedging knobs (see the module docstring)."""
+
+    hedge: bool = True
+    quantile: float = 0.95
+    window: int = 128
+    min_samples: int = 16
+    initial_hedge_s: float = 0.05
+    min_hedge_s: float = 0.001
+    down_s: float = 2.0
+    latency_aware: bool = True
+    ewma_alpha: float = 0.3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.quantile < 1.0:
+            raise ConfigError(f"hedge quantile must be in (0, 1), got {self.quantile}")
+        if self.window < 1 or self.min_samples < 1 or self.min_samples > self.window:
+            raise ConfigError(
+                f"need 1 <= min_samples <= window, got min_samples={self.min_samples} "
+                f"window={self.window}"
+            )
+        if not 0.0 < self.ewma_alpha <= 1.0:
+            raise ConfigError(f"ewma_alpha must be in (0, 1], got {self.ewma_alpha}")
+        if min(self.initial_hedge_s, self.min_hedge_s, self.down_s) < 0:
+            raise ConfigError("initial_hedge_s, min_hedge_s and down_s must be >= 0")
+
+
+class LatencyWindow:
+    """The last ``size`` latencies of one shard and their quantile."""
+
+    def __init__(self, size: int) -> None:
+        self._values: deque[float] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self._values.append(seconds)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def quantile(self, q: float) -> float:
+        """The ``q`` quantile (linear interpolation, numpy's default) of the window."""
+        with self._lock:
+            values = list(self._values)
+        return float(np.quantile(values, q)) if values else 0.0
+
+
+class ReplicatedShard:
+    """A ShardClient over ``replicas`` (ShardClients of the same shard)."""
+
+    def __init__(
+        self,
+        replicas: Sequence[ShardClient],
+        config: HedgeConfig | None = None,
+        pool: ThreadPoolExecutor | None = None,
+    ) -> None:
+        if not replicas:
+            raise ConfigError("a replicated shard needs at least one replica")
+        ids = {r.shard_id for r in replicas}
+        if len(ids) != 1:
+            raise ConfigError(f"all replicas must serve the same shard, got shard ids {ids}")
+        self.replicas = list(replicas)
+        self.config = config or HedgeConfig()
+        self._shard_id = ids.pop()
+        self._own_pool = pool is None
+        self._pool = pool or ThreadPoolExecutor(
+            8 * len(self.replicas), thread_name_prefix=f"ragfleet-replica-{self._shard_id}"
+        )
+        self._outstanding = [0] * len(self.replicas)
+        self._down_until = [0.0] * len(self.replicas)
+        self._ewma = [0.0] * len(self.replicas)  # service time per replica, seconds
+        self._lock = threading.Lock()
+        self._rng = random.Random(self.config.seed)
+        self.latency = LatencyWindow(self.config.window)
+        self.hedges = 0  # how many requests were hedged (for benchmarks and stats)
+        self.served = [0] * len(self.replicas)  # answers per replica
+        self.errors = 0  # how many replica calls raised (each one retried elsewhere)
+
+    @property
+    def shard_id(self) -> int:
+        return self._shard_id
+
+    def close(self) -> None:
+        if self._own_pool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- ShardClient ----------------------------------------------------------------------
+    def search(self, q: ShardQuery) -> ShardResult:
+        return self._call(lambda r: r.search(q), hedge=self.config.hedge)
+
+    def term_stats(self, terms: Sequence[str]) -> ShardTermStats:
+        return self._call(lambda r: r.term_stats(terms), hedge=self.config.hedge)
+
+    def fetch(self, rows: Sequence[int]) -> dict[int, StoredChunk]:
+        return self._call(lambda r: r.fetch(rows), hedge=self.config.hedge)
+
+    def stats(self) -> dict[str, object]:
+        out = dict(self._call(lambda r: r.stats(), hedge=False))
+        out.update(replicas=len(self.replicas), hedges=self.hedges, errors=self.errors)
+        return out
+
+    # -- selection ------------------------------------------------------------------------
+    def hedge_delay(self) -> float:
+        """Seconds to wait before hedging: the window's p95 (or the initial value)."""
+        c = self.config
+        if len(self.latency) < c.min_samples:
+            return c.initial_hedge_s
+        return max(c.min_hedge_s, self.latency.quantile(c.quantile))
+
+    def _pick(self, exclude: set[int]) -> int | None:
+        """Power of two choices among live replicas not in ``exclude`` (down ones last)."""
+        now = time.monotonic()
+        with self._lock:
+            free = [i for i in range(len(self.replicas)) if i not in exclude]
+            live = [i for i in free if self._down_until[i] <= now] or free
+            if not live:
+                return None
+            pair = self._rng.sample(live, min(2, len(live)))
+            best = min(pair, key=self._cost)
+            self._outstanding[best] += 1
+            return best
+
+    def _cost(self, i: int) -> float:
+        """The load of replica ``i`` (see the module docstring); call with the lock held."""
+        if not self.config.latency_aware:
+            return float(self._outstanding[i])
+        measured = [e for e, n in zip(self._ewma, self.served, strict=True) if n > 0]
+        ewma = self._ewma[i] if self.served[i] > 0 else max(measured, default=0.0)
+        return (ewma + EPSILON_S) * (self._outstanding[i] + 1)
+
+    def _run(self, i: int, fn: Callable[[ShardClient], T]) -> T:
+        t0 = time.monotonic()
+        try:
+            out = fn(self.replicas[i])
+        except BaseException:
+            with self._lock:
+                self._down_until[i] = time.monotonic() + self.config.down_s
+                self.errors += 1
+            raise
+        a = self.config.ewma_alpha
+        with self._lock:
+            self.served[i] += 1
+            seen = self._ewma[i] if self.served[i] > 1 else time.monotonic() - t0
+            self._ewma[i] = (1 - a) * seen + a * (time.monotonic() - t0)
+        return out
+
+    # -- the call -------------------------------------------------------------------------
+    def _call(self, fn: Callable[[ShardClient], T], *, hedge: bool) -> T:
+        """First answer among the replicas tried; an error fails over to an untried replica,
+        and the last error is raised once every replica has failed."""
+        t0 = time.monotonic()
+        tried: set[int] = set()
+        running: dict[Future[T], int] = {}
+        may_hedge = hedge and len(self.replicas) > 1
+        last_error: BaseException | None = None
+        while True:
+            if not running and not self._launch(fn, tried, running):
+                raise last_error or RuntimeError(f"shard {self._shard_id}: no replica to try")
+            timeout = self._until_hedge(t0) if may_hedge else None
+            done, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
+            if not done:  # the hedge delay passed: ask a second replica too
+                may_hedge = False
+                if self._launch(fn, tried, running):
+                    with self._lock:
+                        self.hedges += 1
+                continue
+            for f in done:
+                running.pop(f)
+                error = f.exception()
+                if error is None:
+                    for loser in running:
+                        loser.cancel()  # not started yet: never runs; running: ignored
+                    self.latency.add(time.monotonic() - t0)
+                    return f.result()
+                last_error = error
+
+    def _release(self, i: int) -> None:
+        with self._lock:
+            self._outstanding[i] -= 1
+
+    def _until_hedge(self, t0: float) -> float:
+        return max(0.0, t0 + self.hedge_delay() - time.monotonic())
+
+    def _launch(
+        self, fn: Callable[[ShardClient], T], tried: set[int], running: dict[Future[T], int]
+    ) -> bool:
+        i = self._pick(tried)
+        if i is None:
+            return False
+        tried.add(i)
+        future = self._pool.submit(self._run, i, fn)
+        future.add_done_callback(lambda _: self._release(i))  # finished, failed or cancelled
+        running[future] = i
+        return True
