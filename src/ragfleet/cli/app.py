@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from ragfleet.cli import bench, collection_cmds, eval_cmds, write_cmds
+from ragfleet.cli import bench, cluster_cmds, collection_cmds, eval_cmds, write_cmds
 from ragfleet.errors import RagfleetError
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ collection_cmds.register(app)
 bench.register(app)
 eval_cmds.register(app)
 write_cmds.register(app)
+cluster_cmds.register(app)
 
 
 def main() -> None:

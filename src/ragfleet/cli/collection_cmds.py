@@ -110,21 +110,66 @@ def search(
         str | None, typer.Option(help='metadata filter, e.g. {"year": {"gte": 2015}}')
     ] = None,
     unique_docs: Annotated[bool, typer.Option(help="best chunk per document only")] = False,
+    timeout_ms: Annotated[
+        float | None, typer.Option(help="deadline; late shards are left out")
+    ] = None,
+    backend: Annotated[str, typer.Option(help="local | ray")] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray address (default: `cluster up`'s)")
+    ] = None,
+    replicas: Annotated[int, typer.Option(help="replicas per shard")] = 1,
+    probe_shards: Annotated[
+        int | None, typer.Option(help="centroid routing: shards probed")
+    ] = None,
+    cache_url: Annotated[str | None, typer.Option(help="redis://… shared result cache")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Search a collection."""
-    from ragfleet.collection import Collection
+    """Search a collection, in process or on a Ray cluster (``--backend ray``)."""
     from ragfleet.errors import InputError
 
     with user_errors():
         if k < 1:
             raise InputError(f"--k must be >= 1, got {k}")
-        with Collection.open(collection) as col:
-            res = col.search(query, k=k, mode=mode, filter=filter, unique_docs=unique_docs)  # type: ignore[arg-type]
+        if backend not in ("local", "ray"):
+            raise InputError(f"--backend must be local or ray, got {backend!r}")
+        params: dict[str, Any] = {
+            "k": k,
+            "mode": mode,
+            "filter": filter,
+            "unique_docs": unique_docs,
+            "timeout_ms": timeout_ms,
+        }
+        if backend == "ray" or replicas > 1 or probe_shards:
+            from ragfleet.fleet import Fleet
+
+            with Fleet.open(
+                collection,
+                backend="ray" if backend == "ray" else "local",
+                replicas=replicas,
+                address=address,
+                probe_shards=probe_shards,
+            ) as fleet:
+                res = fleet.search(query, **params)
+        else:
+            res = _search_local(collection, query, params, cache_url)
     if as_json:
         print_json(res.to_dict())
         return
     _print_hits(res.to_dict())
+
+
+def _search_local(
+    collection: Path, query: str, params: dict[str, Any], cache_url: str | None
+) -> Any:
+    from ragfleet.collection import Collection
+
+    with Collection.open(collection) as col:
+        if cache_url is None:
+            return col.search(query, **params)
+        from ragfleet.cache.factory import cache_backend
+        from ragfleet.cache.search import CachedSearch
+
+        return CachedSearch(col, cache_backend(cache_url)).search(query, **params)
 
 
 def _print_hits(res: dict[str, Any]) -> None:
