@@ -12,7 +12,14 @@ import sys
 
 import typer
 
-from ragfleet.cli import bench, cluster_cmds, collection_cmds, eval_cmds, write_cmds
+from ragfleet.cli import (
+    ask_cmds,
+    bench,
+    cluster_cmds,
+    collection_cmds,
+    eval_cmds,
+    write_cmds,
+)
 from ragfleet.errors import RagfleetError
 
 app = typer.Typer(
@@ -25,6 +32,7 @@ app = typer.Typer(
 collection_cmds.register(app)
 bench.register(app)
 eval_cmds.register(app)
+ask_cmds.register(app)
 write_cmds.register(app)
 cluster_cmds.register(app)
 

@@ -1,0 +1,265 @@
+"""The query pipeline: search → rerank → generate in series under one deadline.
+
+A request has a budget of ``B`` ms; its deadline is ``t0 + B``. Each stage gets what is
+left, records its wall time, and the response says which stages were cut. Cuts are
+planned from each stage's observed cost, the p95 over its last ``cost_window`` runs
+(:class:`CostModel`; before any run, the configured prior), in this order, as the
+budget shrinks:
+
+1. rerank fewer candidates: ``n = ⌊(left − ĝ) / r̂⌋`` where ``ĝ`` is the generator's p95
+   per call and ``r̂`` the reranker's p95 per candidate;
+2. skip rerank when ``n < min_rerank_candidates``;
+3. fall back from an expensive generator to the extractive one when ``left < ĝ``;
+4. skip generation when nothing is left (the hits are still returned).
+
+Search always runs (with ``timeout_ms = left``); a shard that misses it lowers coverage.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from ragfleet.errors import ConfigError, InputError
+from ragfleet.generate.base import Answer, Generator
+from ragfleet.rerank.base import Reranker
+from ragfleet.types import Hit, Mode
+
+STAGES = ("embed", "search", "rerank", "generate")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """``k`` hits are retrieved, the first ``rerank_candidates`` of them reranked, the best
+    ``top_n`` handed to the generator. Priors are the assumed costs before any observation."""
+
+    budget_ms: float = 1000.0
+    k: int = 20
+    mode: Mode | None = None
+    top_n: int = 5
+    rerank_candidates: int = 20
+    min_rerank_candidates: int = 5
+    rerank_prior_ms: float = 5.0
+    generate_prior_ms: float = 20.0
+    cost_window: int = 200
+
+    def __post_init__(self) -> None:
+        if self.budget_ms <= 0 or self.k < 1 or self.top_n < 1 or self.cost_window < 1:
+            raise ConfigError("budget_ms > 0, k >= 1, top_n >= 1 and cost_window >= 1 required")
+        if not 1 <= self.min_rerank_candidates <= self.rerank_candidates:
+            raise ConfigError("need 1 <= min_rerank_candidates <= rerank_candidates")
+        if self.rerank_prior_ms < 0 or self.generate_prior_ms < 0:
+            raise ConfigError("cost priors must be >= 0 ms")
+
+
+class CostModel:
+    """p95 of the last ``window`` observed costs per stage, or a prior before any."""
+
+    def __init__(self, priors: Mapping[str, float], window: int = 200) -> None:
+        self._priors = dict(priors)
+        self._samples: dict[str, deque[float]] = {}
+        self._window = window
+        self._lock = threading.Lock()
+
+    def observe(self, stage: str, ms: float) -> None:
+        with self._lock:
+            self._samples.setdefault(stage, deque(maxlen=self._window)).append(float(ms))
+
+    def p95(self, stage: str) -> float:
+        with self._lock:
+            xs = list(self._samples.get(stage, ()))
+        if not xs:
+            return self._priors.get(stage, 0.0)
+        return float(np.percentile(xs, 95))
+
+
+@dataclass(frozen=True)
+class PipelineResponse:
+    """One answered question: the answer (``None`` when generation was skipped), the hits,
+    per-stage milliseconds (plus ``total``), the budget, whether it was met, and
+    ``degraded``: stage → what was cut and why."""
+
+    question: str
+    answer: Answer | None
+    hits: tuple[Hit, ...]
+    timings_ms: Mapping[str, float]
+    budget_ms: float
+    slo_met: bool
+    degraded: Mapping[str, str] = field(default_factory=dict)
+    coverage: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON of ``ragfleet ask --json``."""
+        return {
+            "question": self.question,
+            "answer": self.answer.text if self.answer else None,
+            "citations": [c.to_dict() for c in self.answer.citations] if self.answer else [],
+            "generator": self.answer.model if self.answer else None,
+            "truncated": self.answer.truncated if self.answer else False,
+            "hits": [h.to_dict() for h in self.hits],
+            "timings_ms": dict(self.timings_ms),
+            "budget_ms": self.budget_ms,
+            "slo_met": self.slo_met,
+            "degraded": dict(self.degraded),
+            "coverage": self.coverage,
+        }
+
+
+class _Clock:
+    """Milliseconds since the request began and what is left of its budget."""
+
+    def __init__(self, budget_ms: float) -> None:
+        self.t0 = time.perf_counter()
+        self.budget_ms = budget_ms
+
+    def elapsed(self) -> float:
+        return (time.perf_counter() - self.t0) * 1e3
+
+    def left(self) -> float:
+        return self.budget_ms - self.elapsed()
+
+
+class Pipeline:
+    """Answers questions over a collection (see the module docstring).
+
+    Args:
+        collection: anything with ``search(query, k=, mode=, timeout_ms=) -> Results``.
+        reranker: optional; used only where configured.
+        generator: default :class:`~ragfleet.generate.extractive.Extractive`.
+        config: budget, depths and cost priors.
+        fallback: the cheap generator used when the configured one cannot fit (default
+            extractive; ``None`` to skip generation instead).
+    """
+
+    def __init__(
+        self,
+        collection: Any,
+        reranker: Reranker | None = None,
+        generator: Generator | None = None,
+        config: PipelineConfig | None = None,
+        fallback: Generator | bool | None = True,
+    ) -> None:
+        from ragfleet.generate.extractive import Extractive
+
+        self.collection = collection
+        self.reranker = reranker
+        self.generator: Generator = generator if generator is not None else Extractive()
+        self.config = config or PipelineConfig()
+        if fallback is True:
+            is_extractive = isinstance(self.generator, Extractive)
+            self.fallback: Generator | None = None if is_extractive else Extractive()
+        else:
+            self.fallback = fallback or None
+        self.costs = CostModel(
+            {
+                "rerank": self.config.rerank_prior_ms,
+                "generate": self.config.generate_prior_ms,
+                "fallback": 0.0,
+            },
+            self.config.cost_window,
+        )
+
+    def ask(self, question: str, budget_ms: float | None = None) -> PipelineResponse:
+        """Answer ``question`` within ``budget_ms`` (default ``config.budget_ms``)."""
+        budget = self.config.budget_ms if budget_ms is None else budget_ms
+        if not isinstance(question, str) or not question.strip():
+            raise InputError(f"a question must be a non-empty string, got {question!r}")
+        if budget <= 0:
+            raise InputError(f"budget_ms must be > 0, got {budget}")
+        clock, timings, degraded = _Clock(budget), dict.fromkeys(STAGES, 0.0), {}
+        res = self.collection.search(
+            question, k=self.config.k, mode=self.config.mode, timeout_ms=max(clock.left(), 1.0)
+        )
+        timings["embed"] = float(res.timings_ms.get("embed", 0.0))
+        timings["search"] = max(clock.elapsed() - timings["embed"], 0.0)
+        if res.coverage < 1.0:
+            degraded["search"] = f"partial: {res.coverage:.0%} of shards answered in time"
+        hits = self._rerank(question, list(res.hits), clock, timings, degraded)
+        answer = self._generate(question, tuple(hits), clock, timings, degraded)
+        timings["total"] = clock.elapsed()
+        return PipelineResponse(
+            question,
+            answer,
+            tuple(hits),
+            {s: round(v, 3) for s, v in timings.items()},
+            budget,
+            timings["total"] <= budget,
+            degraded,
+            res.coverage,
+        )
+
+    def rerank_plan(self, left_ms: float, n_hits: int) -> tuple[int, str]:
+        """How many candidates to rerank with ``left_ms`` left, and why if cut (§1–2)."""
+        want = min(self.config.rerank_candidates, n_hits)
+        per_item = max(self.costs.p95("rerank"), 1e-3)
+        affordable = (left_ms - self.costs.p95("generate")) / per_item
+        n = min(want, max(0, math.floor(affordable)))
+        if n >= want:
+            return want, ""
+        if n < min(self.config.min_rerank_candidates, want):
+            return 0, f"skipped: {left_ms:.0f} ms left, p95 {per_item:.1f} ms/candidate"
+        return n, f"shortened: {n} of {want} candidates ({left_ms:.0f} ms left)"
+
+    def generate_plan(self, left_ms: float) -> tuple[Generator | None, str]:
+        """Which generator runs with ``left_ms`` left (``None``: skip), and why if cut (§3–4)."""
+        if left_ms > self.costs.p95("generate") or (left_ms > 0 and self.fallback is None):
+            return self.generator, ""
+        if self.fallback is not None and left_ms > self.costs.p95("fallback"):
+            return self.fallback, f"fell back to {self.fallback.name}: {left_ms:.0f} ms left"
+        return None, f"skipped: {max(left_ms, 0.0):.0f} ms left"
+
+    def _rerank(
+        self,
+        q: str,
+        hits: list[Hit],
+        clock: _Clock,
+        timings: dict[str, float],
+        degraded: dict[str, str],
+    ) -> list[Hit]:
+        top_n = self.config.top_n
+        if self.reranker is None or not hits:
+            return _renumber(hits[:top_n])
+        n, note = self.rerank_plan(clock.left(), len(hits))
+        if note:
+            degraded["rerank"] = note
+        if n == 0:
+            return _renumber(hits[:top_n])
+        t = time.perf_counter()
+        head = self.reranker.rerank(q, hits[:n], n)
+        timings["rerank"] = (time.perf_counter() - t) * 1e3
+        self.costs.observe("rerank", timings["rerank"] / n)
+        return _renumber([*head, *hits[n:]][:top_n])
+
+    def _generate(
+        self,
+        q: str,
+        hits: tuple[Hit, ...],
+        clock: _Clock,
+        timings: dict[str, float],
+        degraded: dict[str, str],
+    ) -> Answer | None:
+        left = clock.left()
+        generator, note = self.generate_plan(left)
+        if note:
+            degraded["generate"] = note
+        if generator is None:
+            return None
+        stage = "generate" if generator is self.generator else "fallback"
+        t = time.perf_counter()
+        answer = generator.generate(q, hits, timeout_ms=max(left, 1.0))
+        timings["generate"] = (time.perf_counter() - t) * 1e3
+        self.costs.observe(stage, timings["generate"])
+        if answer.truncated:
+            degraded.setdefault("generate", "truncated at the deadline")
+        return answer
+
+
+def _renumber(hits: list[Hit]) -> list[Hit]:
+    return [h if h.rank == n else replace(h, rank=n) for n, h in enumerate(hits, start=1)]

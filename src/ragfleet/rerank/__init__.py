@@ -1,0 +1,27 @@
+"""Rerank: re-score the top candidates of a search with a more expensive model.
+
+``MaxSimReranker`` needs no training (ColBERT-style late interaction over the bundled
+encoder); ``CrossEncoderReranker`` loads a local cross-encoder folder, such as one written by
+``ragfleet reranker train`` (:mod:`ragfleet.rerank.train`). :func:`load_reranker` picks one
+by name or path, as the CLI does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ragfleet.rerank.base import RerankConfig, Reranker, reorder, rerank_with
+
+__all__ = ["RerankConfig", "Reranker", "load_reranker", "reorder", "rerank_with"]
+
+
+def load_reranker(spec: str, config: RerankConfig | None = None) -> Reranker:
+    """``"maxsim"`` → :class:`~ragfleet.rerank.maxsim.MaxSimReranker`; any other value is a
+    cross-encoder directory → :class:`~ragfleet.rerank.cross_encoder.CrossEncoderReranker`."""
+    if spec == "maxsim":
+        from ragfleet.rerank.maxsim import MaxSimReranker
+
+        return MaxSimReranker(config=config)
+    from ragfleet.rerank.cross_encoder import CrossEncoderReranker
+
+    return CrossEncoderReranker(Path(spec), config=config)
