@@ -95,10 +95,10 @@ def ask(
     if as_json:
         print_json(r.to_dict())
     else:
-        _print_response(r)
+        print_response(r)
 
 
-def _print_response(r: PipelineResponse) -> None:
+def print_response(r: PipelineResponse) -> None:
     typer.echo(r.answer.text if r.answer and r.answer.text else "(no answer)")
     if r.answer:
         for c in r.answer.citations:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -205,30 +204,18 @@ def stats(collection: Dir, as_json: Annotated[bool, typer.Option("--json")] = Fa
 def demo(
     collection: Dir,
     questions: Annotated[Path, typer.Option(help="a text file, one question per line")],
-    k: Annotated[int, typer.Option()] = 3,
+    budget_ms: Annotated[float, typer.Option(help="latency budget per question")] = 500.0,
 ) -> None:
-    """Answer the demo questions: top passages with numbered citations and stage timings."""
+    """Answer the demo questions: a cited answer, its sources and a budget line per stage."""
+    from ragfleet.cli.ask_cmds import print_response
     from ragfleet.collection import Collection
+    from ragfleet.pipeline import Pipeline
 
     with user_errors(), Collection.open(collection) as col:
         qs = [q.strip() for q in questions.read_text("utf-8").splitlines() if q.strip()]
-        col.search(qs[0], k=1)  # warm-up: the first call pays for lazy initialisation
+        pipeline = Pipeline(col)
+        pipeline.ask(qs[0], budget_ms=budget_ms)  # warm-up: first call pays lazy initialisation
         for q in qs:
-            res = col.search(q, k=k, unique_docs=True).to_dict()
             typer.echo(f"\nQ: {q}")
-            for h in res["hits"]:
-                typer.echo(f"  [{h['rank']}] {h['title']} ({h['doc_id']}, score {h['score']:.4f})")
-                typer.echo(f"      {_best_sentence(q, h['text'])}")
-            t = res["timings_ms"]
-            typer.echo("  timings_ms: " + ", ".join(f"{s} {v:.1f}" for s, v in t.items()))
-    typer.echo("\nsources: " + json.dumps(str(collection)))
-
-
-def _best_sentence(query: str, text: str) -> str:
-    """The sentence of ``text`` sharing most words with ``query`` (a citation preview)."""
-    import re
-
-    words = set(re.findall(r"\w+", query.lower()))
-    sentences = re.split(r"(?<=[.!?])\s+", text)
-    best = max(sentences, key=lambda s: len(words & set(re.findall(r"\w+", s.lower()))))
-    return best[:300]
+            print_response(pipeline.ask(q, budget_ms=budget_ms))
+    typer.echo(f"\ncollection: {collection} (SQuAD v1.1 dev paragraphs, CC BY-SA 4.0)")
