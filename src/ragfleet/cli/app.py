@@ -18,6 +18,7 @@ from ragfleet.cli import (
     cluster_cmds,
     collection_cmds,
     eval_cmds,
+    serve_cmds,
     write_cmds,
 )
 from ragfleet.errors import RagfleetError
@@ -31,6 +32,7 @@ app = typer.Typer(
 )
 collection_cmds.register(app)
 bench.register(app)
+serve_cmds.register(app)
 eval_cmds.register(app)
 ask_cmds.register(app)
 write_cmds.register(app)

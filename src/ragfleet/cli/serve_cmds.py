@@ -1,0 +1,140 @@
+"""``ragfleet serve``, ``ragfleet keys add`` and ``ragfleet bench load``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ragfleet.cli._common import fail, user_errors
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve``, the ``keys`` group and ``bench load`` (into an existing ``bench``
+    group when there is one, so register after ``bench.register``)."""
+    app.command("serve")(serve)
+    keys = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+    keys.command("add")(keys_add)
+    app.add_typer(keys, name="keys")
+    bench = next((g.typer_instance for g in app.registered_groups if g.name == "bench"), None)
+    if bench is None:
+        bench = typer.Typer(help="Benchmark ragfleet.", no_args_is_help=True)
+        app.add_typer(bench, name="bench")
+    bench.command("load")(load)
+
+
+def serve(
+    dirs: Annotated[list[Path], typer.Argument(help="collection directories to serve")],
+    keys: Annotated[Path | None, typer.Option("--keys", help="API keys file (required)")] = None,
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8080,
+    workers: Annotated[int, typer.Option(help="worker processes (>1: read-only)")] = 1,
+    certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM)")] = None,
+    keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
+    cors_origin: Annotated[
+        list[str] | None, typer.Option(help="allowed origin, repeatable")
+    ] = None,
+    max_inflight: Annotated[int, typer.Option(help="requests in flight before 429")] = 64,
+    rate: Annotated[float, typer.Option(help="requests/s per key (0: unlimited)")] = 100.0,
+    burst: Annotated[int, typer.Option(help="token-bucket burst per key")] = 200,
+    batching: Annotated[bool, typer.Option(help="micro-batch query embeddings")] = True,
+    batch_max: Annotated[int, typer.Option(help="queries per micro-batch")] = 32,
+    batch_wait_ms: Annotated[float, typer.Option(help="longest wait for a batch")] = 2.0,
+    trace_exporter: Annotated[str, typer.Option(help="none | console | otlp")] = "none",
+    cache_mb: Annotated[int, typer.Option(help="in-process result cache, MiB (0: off)")] = 0,
+    cache_url: Annotated[str | None, typer.Option(help="shared Redis result cache")] = None,
+) -> None:
+    """Serve collections over HTTP (API, /metrics and the web page at /)."""
+    from ragfleet.serve.factory import ENV, spec_json
+    from ragfleet.serve.settings import ServeSettings
+
+    with user_errors():
+        if keys is None:
+            fail(
+                "every route but /healthz and /readyz needs an API key: create one with "
+                "`ragfleet keys add NAME --scopes read --file keys.json`, then pass --keys"
+            )
+        if (certfile is None) != (keyfile is None):
+            fail("TLS needs both --certfile and --keyfile")
+        settings = ServeSettings(
+            rate_per_s=rate, burst=burst, max_inflight=max_inflight, batching=batching,
+            batch_max=batch_max, batch_wait_ms=batch_wait_ms,
+            cors_origins=tuple(cors_origin or ()), trace_exporter=trace_exporter,  # type: ignore[arg-type]
+            read_only=workers > 1, cache_bytes=cache_mb << 20, cache_url=cache_url,
+        )  # fmt: skip
+        os.environ[ENV] = spec_json([d.resolve() for d in dirs], keys.resolve(), settings)
+        from ragfleet.serve.factory import from_env
+
+        app = from_env()  # opened here first, so a bad directory or keys file fails fast
+    import uvicorn
+
+    tls = {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)} if certfile else {}
+    common = {"host": host, "port": port, "access_log": False, "log_level": "warning", **tls}
+    if workers == 1:
+        uvicorn.run(app, **common)  # type: ignore[arg-type]
+        return
+    for col in app.state.service.collections.values():
+        col.close()  # each worker process opens its own
+    uvicorn.run("ragfleet.serve.factory:from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+
+
+def keys_add(
+    name: Annotated[str, typer.Argument(help="a name for the key (shown in logs)")],
+    scopes: Annotated[str, typer.Option(help="comma-separated: read, write, admin")],
+    file: Annotated[Path, typer.Option("--file", help="keys file (created if missing)")],
+    collections: Annotated[
+        str, typer.Option(help="comma-separated collections this key may use (default: all)")
+    ] = "",
+) -> None:
+    """Create an API key; it is printed once — only its salted hash is stored."""
+    from ragfleet.serve.auth import KeyStore, new_key, parse_scopes
+
+    with user_errors():
+        store = KeyStore.load(file) if file.exists() else KeyStore([])
+        names = tuple(c.strip() for c in collections.split(",") if c.strip())
+        key, record = new_key(name, parse_scopes(scopes), names)
+        store.add(record)
+        store.save(file)
+    typer.echo(key)
+    typer.echo(f"key {name!r} added to {file}; it is shown only this once", err=True)
+
+
+def load(
+    url: Annotated[str, typer.Option(help="collection URL: http://HOST:PORT/v1/collections/NAME")],
+    queries: Annotated[Path, typer.Option(help="queries: text lines or JSONL with 'text'")],
+    concurrency: Annotated[list[int], typer.Option(help="clients; repeat to sweep")] = [8],  # noqa: B006
+    duration: Annotated[float, typer.Option(help="seconds per concurrency level")] = 10.0,
+    key: Annotated[str | None, typer.Option(help="API key (default $RAGFLEET_API_KEY)")] = None,
+    endpoint: Annotated[str, typer.Option(help="search | ask")] = "search",
+    k: Annotated[int, typer.Option(help="hits per search")] = 10,
+    mode: Annotated[str, typer.Option(help="dense | sparse | hybrid")] = "hybrid",
+    out: Annotated[Path, typer.Option(help="writes load.json and load.png here")] = Path(
+        "bench-load"
+    ),
+) -> None:
+    """Closed-loop load: QPS, p50/p95/p99 overall and per stage, 429s and errors."""
+    from ragfleet.eval.load import LoadConfig, plot_load, read_queries, run_load
+
+    with user_errors():
+        texts = read_queries(queries)
+        runs = []
+        for c in concurrency:
+            cfg = LoadConfig(
+                url, c, duration, endpoint,  # type: ignore[arg-type]
+                key or os.environ.get("RAGFLEET_API_KEY"), k, mode,
+            )  # fmt: skip
+            run = asyncio.run(run_load(cfg, texts))
+            lat = run.latency() or {"p50": 0.0, "p99": 0.0}
+            typer.echo(
+                f"C={c:<4} qps={run.qps:<9.1f} p50={lat['p50']:<8.1f} p99={lat['p99']:<8.1f} "
+                f"429={run.shed:<6} errors={run.errors}"
+            )
+            runs.append(run)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "load.json").write_text(json.dumps([r.to_dict() for r in runs], indent=2) + "\n")
+    plot_load(runs, out / "load.png", title=f"{endpoint} {url}")
+    typer.echo(f"wrote {out / 'load.json'} and {out / 'load.png'}")

@@ -1,0 +1,255 @@
+"""The FastAPI application: routes of the HTTP API and the web page.
+
+=======  ==================================  ======  ====================================
+method   path                                scope   answer
+=======  ==================================  ======  ====================================
+POST     /v1/collections/{name}/search       read    ``ragfleet search --json``
+POST     /v1/collections/{name}/ask          read    ``ragfleet ask --json`` or SSE events
+POST     /v1/collections/{name}/documents    write   the upsert report
+DELETE   /v1/collections/{name}/documents/…  write   ``{"doc_id", "deleted", "generation"}``
+GET      /v1/collections/{name}/stats        read    collection statistics
+GET      /openapi.json                       read    the OpenAPI document
+GET      /metrics                            admin   Prometheus text format
+GET      /healthz, /readyz                   —       liveness, readiness
+GET      /, /ui/*                            —       the web page (static; holds no data)
+=======  ==================================  ======  ====================================
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+
+from ragfleet.collection import Collection
+from ragfleet.errors import RagfleetError
+from ragfleet.pipeline import Pipeline
+from ragfleet.serve import errors
+from ragfleet.serve.auth import KeyStore, Scope
+from ragfleet.serve.gate import Gate
+from ragfleet.serve.logging import configure
+from ragfleet.serve.schemas import (
+    AskBody,
+    AskResponse,
+    DeleteResponse,
+    ErrorBody,
+    Health,
+    SearchBody,
+    SearchResponse,
+    UpsertBody,
+    UpsertResponse,
+)
+from ragfleet.serve.service import Service
+from ragfleet.serve.settings import ServeSettings
+from ragfleet.types import Document
+
+UI = Path(__file__).parent / "ui"
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorBody} for s in (400, 401, 403, 404, 413, 422, 429, 504)
+}
+_CSP = "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:"
+
+
+def create_app(
+    collections: Mapping[str, Collection],
+    settings: ServeSettings,
+    keys: KeyStore,
+    pipelines: Mapping[str, Pipeline] | None = None,
+) -> FastAPI:
+    """The application serving ``collections`` (name → open collection).
+
+    Args:
+        settings: limits, load control and observability switches.
+        keys: the API keys allowed in.
+        pipelines: per collection, the ``/ask`` pipeline (default: extractive answers).
+    """
+    svc = Service(collections, settings, keys, pipelines)
+    configure()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.max_inflight + 8
+        svc.instrument()
+        try:
+            yield
+        finally:
+            svc.close()
+
+    app = FastAPI(
+        title="ragfleet", version="0.1.0", lifespan=lifespan, responses=_ERRORS,
+        openapi_url=None, docs_url=None, redoc_url=None,
+    )  # fmt: skip
+    app.state.service = svc
+    errors.install(app)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(
+        Gate, max_body_bytes=settings.max_body_bytes, admission=svc.admission,  # type: ignore[arg-type]
+        retry_after_s=settings.retry_after_s, metrics=svc.metrics,
+    )  # fmt: skip
+    _collection_routes(app, svc)
+    _service_routes(app, svc)
+    return app
+
+
+def _key(scope: Scope) -> Any:
+    """A dependency that admits a request whose key may do ``scope`` on the path's collection."""
+
+    async def dependency(request: Request) -> str:
+        svc: Service = request.app.state.service
+        name = request.path_params.get("name")
+        key_name = await svc.authorize(request.headers.get("authorization"), scope, name)
+        request.state.key_name = key_name
+        return key_name
+
+    return Depends(dependency)
+
+
+def _collection_routes(app: FastAPI, svc: Service) -> None:
+    base = "/v1/collections/{name}"
+
+    @app.post(f"{base}/search", response_model=SearchResponse, dependencies=[_key("read")])
+    async def search(name: str, body: SearchBody) -> JSONResponse:
+        """Search one query; the response is the JSON of ``ragfleet search --json``."""
+        svc.collection(name)
+        svc.check_k(body.k)
+        svc.check_text("query", body.query)
+        searcher = svc.searchers[name]
+        out = await svc.timed(
+            "search", name,
+            lambda: searcher.search(
+                body.query, k=body.k, mode=body.mode, filter=body.filter, depth=body.depth,
+                unique_docs=body.unique_docs, timeout_ms=body.timeout_ms,
+            ),
+            lambda res: res.to_dict(),
+        )  # fmt: skip
+        return JSONResponse(out)
+
+    @app.post(
+        f"{base}/ask", response_model=AskResponse, dependencies=[_key("read")],
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )  # fmt: skip
+    async def ask(name: str, body: AskBody) -> Response:
+        """Answer a question with citations (``ragfleet ask --json``); with ``stream``, as
+        server-sent events ``hits``, ``answer`` and ``done`` (the full JSON)."""
+        svc.collection(name)
+        svc.check_text("question", body.question)
+        pipe = svc.pipelines[name]
+        budget = body.budget_ms or svc.settings.ask_budget_ms
+        if body.stream:
+            return StreamingResponse(_ask_events(svc, name, pipe, body.question, budget),
+                                     media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-store"})  # fmt: skip
+        out = await svc.timed(
+            "ask", name, lambda: pipe.ask(body.question, budget_ms=budget), lambda r: r.to_dict()
+        )
+        return JSONResponse(out)
+
+    @app.post(f"{base}/documents", response_model=UpsertResponse, dependencies=[_key("write")])
+    async def upsert(name: str, body: UpsertBody) -> JSONResponse:
+        """Insert or replace a batch of documents (unchanged ones are skipped)."""
+        col = svc.collection(name)
+        svc.check_writable()
+        svc.check_batch(len(body.documents))
+        docs = [Document(d.doc_id, d.text, d.title, d.metadata) for d in body.documents]
+
+        def write() -> dict[str, Any]:
+            with svc.write_locks[name]:
+                report = col.upsert(docs)
+                return {**vars(report), "generation": col.generation}
+
+        return JSONResponse(await svc.timed("upsert", name, write, lambda r: r))
+
+    @app.delete(
+        f"{base}/documents/{{doc_id:path}}", response_model=DeleteResponse,
+        dependencies=[_key("write")],
+    )  # fmt: skip
+    async def delete(name: str, doc_id: str) -> JSONResponse:
+        """Delete one document (every chunk of it); 404 if it does not exist."""
+        col = svc.collection(name)
+        svc.check_writable()
+
+        def remove() -> dict[str, Any]:
+            with svc.write_locks[name]:
+                n = col.delete([doc_id])
+                return {"doc_id": doc_id, "deleted": n > 0, "generation": col.generation}
+
+        out = await svc.timed("delete", name, remove, lambda r: r)
+        if not out["deleted"]:
+            raise errors.ApiError(404, "not_found", f"no document {doc_id!r} in {name!r}")
+        return JSONResponse(out)
+
+    @app.get(f"{base}/stats", dependencies=[_key("read")])
+    async def stats(name: str) -> JSONResponse:
+        """Documents, chunks, shards, encoder and index of the collection."""
+        col = svc.collection(name)
+        out = await svc.timed("stats", name, col.stats, lambda s: s)
+        out.pop("path", None)  # the server's filesystem layout is not the caller's business
+        return JSONResponse({**out, "name": name, "generation": col.generation})
+
+
+async def _ask_events(
+    svc: Service, name: str, pipe: Pipeline, question: str, budget: float
+) -> AsyncIterator[bytes]:
+    """SSE: ``hits`` (the passages), ``answer`` (text and citations), ``done`` (the full
+    ``ask --json``), or one ``error`` event with the JSON error body."""
+    try:
+        out = await svc.timed(
+            "ask", name, lambda: pipe.ask(question, budget_ms=budget), lambda r: r.to_dict()
+        )
+    except Exception as e:  # the stream has started: report in-band, never a traceback
+        status, code = errors.status_of(e) if isinstance(e, RagfleetError) else (500, "internal")
+        message = str(e) if status < 500 else "internal error"
+        yield _sse("error", {"error": {"code": code, "message": message, "status": status}})
+        return
+    yield _sse("hits", {"hits": out["hits"], "coverage": out["coverage"]})
+    yield _sse("answer", {k: out[k] for k in ("answer", "citations", "generator", "truncated")})
+    yield _sse("done", out)
+
+
+def _sse(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def _service_routes(app: FastAPI, svc: Service) -> None:
+    @app.get("/healthz", response_model=Health)
+    async def healthz() -> dict[str, Any]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+    async def readyz() -> JSONResponse:
+        """Readiness: every collection is open and instrumented."""
+        ready = svc.ready
+        body = {"status": "ready" if ready else "starting", "collections": sorted(svc.collections)}
+        return JSONResponse(body, 200 if ready else 503)
+
+    @app.get("/metrics", dependencies=[_key("admin")], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus metrics (text exposition format)."""
+        return Response(svc.metrics.render(), media_type=svc.metrics.content_type)
+
+    @app.get("/openapi.json", dependencies=[_key("read")], include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(UI / "index.html", headers={"Content-Security-Policy": _CSP})
+
+    app.mount("/ui", StaticFiles(directory=UI), name="ui")

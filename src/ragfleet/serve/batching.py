@@ -1,0 +1,141 @@
+"""Query-time micro-batching: queries of concurrent requests are embedded together.
+
+Each search runs on its own worker thread and calls ``encode([q], kind="query")``; the
+:class:`BatchingEncoder` queues the call and one batcher thread drains the queue into
+batches. A batch closes when it holds ``max_batch`` texts or ``max_wait_ms`` after its
+first text arrived, whichever is first; it is encoded with one call of the wrapped
+encoder and each caller gets its own rows back. While one batch is encoding, the next
+fills up, so under load the batch size follows the arrival rate with no extra wait
+(Clipper, Crankshaw et al., NSDI 2017, §4.3 — adaptive batching). Document encoding
+passes straight through.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ragfleet.embed.base import Encoder, Vectors, check_texts
+from ragfleet.errors import ConfigError, InputError
+from ragfleet.types import EncodeKind
+
+if TYPE_CHECKING:
+    from ragfleet.embed.contract import EmbeddingContract
+    from ragfleet.ingest.tokenize import Tokenizer
+
+
+@dataclass
+class _Item:
+    texts: list[str]
+    future: Future[Vectors] = field(default_factory=Future)
+
+
+class BatchingEncoder:
+    """An :class:`Encoder` that merges concurrent query encodes into one call.
+
+    Args:
+        inner: the encoder doing the work.
+        max_batch: most texts per call of ``inner``.
+        max_wait_ms: longest a text waits for company before its batch is encoded.
+        on_batch: called with the size of every batch (for metrics).
+    """
+
+    def __init__(
+        self,
+        inner: Encoder,
+        max_batch: int = 32,
+        max_wait_ms: float = 2.0,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        if max_batch < 1 or max_wait_ms < 0:
+            raise ConfigError(
+                f"need max_batch >= 1 and max_wait_ms >= 0, got {max_batch}, {max_wait_ms}"
+            )
+        self._on_batch = on_batch
+        self.inner = inner
+        self.name = inner.name
+        self.max_batch, self.max_wait_s = max_batch, max_wait_ms / 1e3
+        self.batch_sizes: list[int] = []  # recent batch sizes, for metrics and tests
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="ragfleet-batcher", daemon=True)
+        self._thread.start()
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    @property
+    def contract(self) -> EmbeddingContract:
+        return self.inner.contract
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self.inner.tokenizer
+
+    def encode(self, texts: Sequence[str], kind: EncodeKind = "document") -> Vectors:
+        """As the wrapped encoder; query texts wait at most ``max_wait_ms`` to be batched."""
+        items = check_texts(texts, kind)
+        if kind != "query" or not items:
+            return self.inner.encode(items, kind=kind)
+        if self._closed:
+            raise InputError("the batching encoder is closed; encode with the inner encoder")
+        item = _Item(items)
+        self._queue.put(item)
+        return item.future.result()
+
+    def close(self) -> None:
+        """Stop the batcher thread after the queued batches are encoded."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch, stop = self._collect(first)
+            self._flush(batch)
+            if stop:
+                return
+
+    def _collect(self, first: _Item) -> tuple[list[_Item], bool]:
+        """``first`` plus what arrives before the batch is full or its wait is over."""
+        batch, n = [first], len(first.texts)
+        deadline = time.monotonic() + self.max_wait_s
+        while n < self.max_batch:
+            try:
+                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
+            n += len(item.texts)
+        return batch, False
+
+    def _flush(self, batch: list[_Item]) -> None:
+        texts = [t for item in batch for t in item.texts]
+        self.batch_sizes = [*self.batch_sizes[-999:], len(texts)]
+        if self._on_batch is not None:
+            self._on_batch(len(texts))
+        try:
+            vectors = self.inner.encode(texts, kind="query")
+        except BaseException as e:  # handed to every waiting caller, who re-raises it
+            for item in batch:
+                item.future.set_exception(e)
+            return
+        start = 0
+        for item in batch:
+            end = start + len(item.texts)
+            item.future.set_result(np.ascontiguousarray(vectors[start:end]))
+            start = end

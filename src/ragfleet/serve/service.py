@@ -1,0 +1,156 @@
+"""What the routes share: the collections, their pipelines, keys, limits and metrics.
+
+:meth:`Service.instrument` puts two wrappers into each collection's searcher for as long
+as the server runs (and :meth:`Service.close` takes them out again): a
+:class:`BatchingEncoder` in front of the query encoder and a :class:`TimedShard` around
+each shard, so that search results are unchanged but concurrent queries are embedded
+together and every shard call is timed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+
+from ragfleet.collection import Collection
+from ragfleet.pipeline import Pipeline
+from ragfleet.serve.auth import KeyStore, Scope
+from ragfleet.serve.batching import BatchingEncoder
+from ragfleet.serve.errors import ApiError
+from ragfleet.serve.limits import Admission, RateLimiter
+from ragfleet.serve.metrics import ServeMetrics, timed_shards
+from ragfleet.serve.settings import ServeSettings
+from ragfleet.serve.tracing import Tracing
+
+T = TypeVar("T")
+
+
+def _searcher(col: Collection, settings: ServeSettings) -> Any:
+    """The collection, or a :class:`~ragfleet.cache.search.CachedSearch` in front of it
+    when the server has a result cache."""
+    if not settings.cache_bytes:
+        return col
+    from ragfleet.cache.factory import cache_backend
+    from ragfleet.cache.search import CachedSearch
+
+    backend = cache_backend(settings.cache_url, max_bytes=settings.cache_bytes)
+    return CachedSearch(col, backend)
+
+
+class Service:
+    """State of one server (see the module docstring)."""
+
+    def __init__(
+        self,
+        collections: Mapping[str, Collection],
+        settings: ServeSettings,
+        keys: KeyStore,
+        pipelines: Mapping[str, Pipeline] | None = None,
+    ) -> None:
+        self.collections = dict(collections)
+        self.settings = settings
+        self.keys = keys
+        self.searchers = {name: _searcher(col, settings) for name, col in collections.items()}
+        self.pipelines = dict(pipelines or {})
+        for name, searcher in self.searchers.items():
+            self.pipelines.setdefault(name, Pipeline(searcher))
+        self.metrics = ServeMetrics()
+        self.limiter = RateLimiter(settings.rate_per_s, settings.burst)
+        self.admission = Admission(settings.max_inflight)
+        self.tracing = Tracing(settings.trace_exporter)
+        self.write_locks = {name: threading.Lock() for name in self.collections}
+        self._saved: dict[str, tuple[Any, list[Any]]] = {}
+        self.ready = False
+
+    def instrument(self) -> None:
+        """Wrap each searcher's encoder (micro-batching) and shards (timing)."""
+        for name, col in self.collections.items():
+            if name in self._saved:
+                continue
+            searcher = col.searcher
+            self._saved[name] = (searcher.encoder, list(searcher.shards))
+            if self.settings.batching:
+                searcher.encoder = BatchingEncoder(
+                    searcher.encoder, self.settings.batch_max, self.settings.batch_wait_ms,
+                    on_batch=self.metrics.batch.observe,
+                )  # fmt: skip
+            searcher.shards = timed_shards(searcher.shards, self.metrics, name)
+        self.ready = True
+
+    def close(self) -> None:
+        """Undo :meth:`instrument` and flush traces."""
+        self.ready = False
+        for name, (encoder, shards) in self._saved.items():
+            searcher = self.collections[name].searcher
+            if isinstance(searcher.encoder, BatchingEncoder):
+                searcher.encoder.close()
+            searcher.encoder, searcher.shards = encoder, shards
+        self._saved.clear()
+        self.tracing.shutdown()
+
+    async def authorize(
+        self, authorization: str | None, scope: Scope, collection: str | None
+    ) -> str:
+        """The key's name if it may do ``scope`` (runs the key hash off the event loop);
+        raises ``AuthError`` (401/403) or ``ApiError`` (429 when over its rate)."""
+        record = await run_in_threadpool(self.keys.authorize, authorization, scope, collection)
+        retry = self.limiter.check(record.name)
+        if retry:
+            self.metrics.shed.labels("rate").inc()
+            raise ApiError(
+                429, "rate_limited", f"key {record.name!r} is over its rate limit; slow down",
+                {"Retry-After": str(retry)},
+            )  # fmt: skip
+        return record.name
+
+    def collection(self, name: str) -> Collection:
+        col = self.collections.get(name)
+        if col is None:
+            raise ApiError(404, "not_found", f"no collection named {name!r}; see GET /readyz")
+        return col
+
+    def check_text(self, field: str, text: str) -> None:
+        if len(text) > self.settings.max_query_chars:
+            raise ApiError(
+                422, "limit_exceeded",
+                f"{field} has {len(text)} characters; this server takes at most "
+                f"{self.settings.max_query_chars}",
+            )  # fmt: skip
+
+    def check_k(self, k: int) -> None:
+        if k > self.settings.max_k:
+            raise ApiError(
+                422, "limit_exceeded", f"k={k} is above this server's max_k={self.settings.max_k}"
+            )
+
+    def check_writable(self) -> None:
+        if self.settings.read_only:
+            raise ApiError(
+                409, "read_only",
+                "this server is read-only (several workers share the collections); "
+                "send writes to a server started with --workers 1",
+            )  # fmt: skip
+
+    def check_batch(self, n: int) -> None:
+        if n > self.settings.max_batch_docs:
+            raise ApiError(
+                422, "limit_exceeded",
+                f"{n} documents in one batch; this server takes at most "
+                f"{self.settings.max_batch_docs} — split the batch",
+            )  # fmt: skip
+
+    async def timed(
+        self, endpoint: str, collection: str, fn: Callable[[], T], body_of: Callable[[T], Any]
+    ) -> dict[str, Any]:
+        """Run ``fn`` on a worker thread; record its stages in metrics and tracing."""
+        start = time.time_ns()
+        out: dict[str, Any] = body_of(await run_in_threadpool(fn))
+        if "timings_ms" in out:  # a search or an ask
+            self.metrics.observe_response(endpoint, out)
+        attrs = {"ragfleet.collection": collection, "ragfleet.endpoint": endpoint}
+        self.tracing.record(endpoint, start, time.time_ns(), out.get("timings_ms", {}), attrs)
+        return out

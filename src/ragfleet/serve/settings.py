@@ -1,0 +1,78 @@
+"""The service's settings: one frozen dataclass, validated on construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ragfleet.errors import ConfigError
+
+TraceExporter = Literal["none", "console", "otlp"]
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Limits, load control and observability switches of one server.
+
+    Args:
+        max_body_bytes: a request body above this is refused with 413.
+        max_k: largest ``k`` a search may ask for.
+        max_query_chars: longest query or question, in characters.
+        max_batch_docs: most documents in one upsert.
+        rate_per_s, burst: the per-key token bucket (``burst`` tokens, refilled at
+            ``rate_per_s``); ``rate_per_s = 0`` turns rate limiting off.
+        max_inflight: requests served at once; the next one gets 429 with Retry-After.
+        retry_after_s: the Retry-After a shed request is told.
+        batching: embed the queries of concurrent searches together.
+        batch_max, batch_wait_ms: a micro-batch closes at ``batch_max`` queries or after
+            ``batch_wait_ms`` since its first query, whichever comes first.
+        ask_budget_ms: default latency budget of ``/ask``.
+        cors_origins: origins allowed by CORS; empty (the default) sends no CORS headers.
+        trace_exporter: OpenTelemetry exporter (``none`` by default).
+        cache_bytes: in-process result cache per server (``ragfleet.cache``); 0: off.
+        cache_url: a Redis URL shared by several servers, behind the in-process cache.
+        read_only: refuse writes (409); set when several worker processes serve one
+            collection, since only one process may write it.
+    """
+
+    max_body_bytes: int = 1 << 20
+    max_k: int = 100
+    max_query_chars: int = 2048
+    max_batch_docs: int = 1000
+    rate_per_s: float = 100.0
+    burst: int = 200
+    max_inflight: int = 64
+    retry_after_s: int = 1
+    batching: bool = True
+    batch_max: int = 32
+    batch_wait_ms: float = 2.0
+    ask_budget_ms: float = 1000.0
+    cors_origins: tuple[str, ...] = ()
+    trace_exporter: TraceExporter = "none"
+    cache_bytes: int = 0
+    cache_url: str | None = None
+    read_only: bool = False
+
+    def __post_init__(self) -> None:
+        positive = {
+            "max_body_bytes": self.max_body_bytes,
+            "max_k": self.max_k,
+            "max_query_chars": self.max_query_chars,
+            "max_batch_docs": self.max_batch_docs,
+            "burst": self.burst,
+            "max_inflight": self.max_inflight,
+            "retry_after_s": self.retry_after_s,
+            "batch_max": self.batch_max,
+            "ask_budget_ms": self.ask_budget_ms,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise ConfigError(f"{name} must be > 0, got {value}")
+        if self.rate_per_s < 0 or self.batch_wait_ms < 0 or self.cache_bytes < 0:
+            raise ConfigError("rate_per_s, batch_wait_ms and cache_bytes must be >= 0")
+        if self.cache_url and not self.cache_bytes:
+            raise ConfigError("cache_url needs cache_bytes > 0 (the in-process level)")
+        if self.trace_exporter not in ("none", "console", "otlp"):
+            raise ConfigError(
+                f"trace_exporter must be none, console or otlp, got {self.trace_exporter!r}"
+            )

@@ -1,0 +1,98 @@
+"""The micro-batcher: concurrent query encodes share one call of the real encoder, and each
+caller gets exactly the vectors it would have got alone."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ragfleet.errors import ConfigError, InputError
+from ragfleet.serve.batching import BatchingEncoder
+
+QUERIES = [f"question number {i} about {w}" for i, w in enumerate(
+    ["football", "music", "physics", "rivers", "Beyonce", "Normans", "Tesla", "DNA"] * 3
+)]  # fmt: skip
+
+
+class CountingEncoder:
+    """The real encoder, counting its calls (to see the batches)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.name, self.calls = inner, inner.name, []  # type: ignore[var-annotated]
+        self.dim, self.contract, self.tokenizer = inner.dim, inner.contract, inner.tokenizer
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Any, kind: Any = "document") -> Any:
+        with self._lock:
+            self.calls.append((kind, len(texts)))
+        return self.inner.encode(texts, kind=kind)
+
+
+def test_concurrent_queries_are_batched_and_exact(encoder: Any) -> None:
+    alone = encoder.encode(QUERIES, kind="query")
+    counting = CountingEncoder(encoder)
+    batcher = BatchingEncoder(counting, max_batch=8, max_wait_ms=50)
+    start = threading.Barrier(len(QUERIES))
+
+    def one(i: int) -> np.ndarray:
+        start.wait()
+        return batcher.encode([QUERIES[i]], kind="query")
+
+    with ThreadPoolExecutor(len(QUERIES)) as pool:
+        got = list(pool.map(one, range(len(QUERIES))))
+    batcher.close()
+    np.testing.assert_array_equal(np.vstack(got), alone)
+    sizes = [n for kind, n in counting.calls]
+    assert sum(sizes) == len(QUERIES) and max(sizes) <= 8
+    assert len(sizes) < len(QUERIES)  # some were batched together
+    assert batcher.batch_sizes == sizes
+
+
+def test_a_lone_query_waits_at_most_max_wait(encoder: Any) -> None:
+    import time
+
+    batcher = BatchingEncoder(encoder, max_batch=32, max_wait_ms=30)
+    batcher.encode(["warm up"], kind="query")
+    t = time.perf_counter()
+    batcher.encode(["alone"], kind="query")
+    waited = time.perf_counter() - t
+    batcher.close()
+    assert waited < 0.030 + 0.5  # the wait plus one encode, never a stall
+    assert batcher.batch_sizes[-1] == 1
+
+
+def test_documents_pass_through_and_errors_reach_the_caller(encoder: Any) -> None:
+    counting = CountingEncoder(encoder)
+    batcher = BatchingEncoder(counting, max_batch=4, max_wait_ms=1)
+    np.testing.assert_array_equal(
+        batcher.encode(["a doc"], kind="document"), encoder.encode(["a doc"], kind="document")
+    )
+    assert batcher.batch_sizes == [] and counting.calls == [("document", 1)]
+    assert batcher.encode([], kind="query").shape == (0, encoder.dim)
+    with pytest.raises(InputError, match="not one string"):
+        batcher.encode("bare string", kind="query")
+    with pytest.raises(InputError, match="kind must be"):
+        batcher.encode(["q"], kind="other")  # type: ignore[arg-type]
+    batcher.close()
+    with pytest.raises(InputError, match="closed"):
+        batcher.encode(["q"], kind="query")
+    with pytest.raises(ConfigError):
+        BatchingEncoder(encoder, max_batch=0)
+
+
+def test_an_encoder_failure_fails_every_caller_of_that_batch(encoder: Any) -> None:
+    class Failing(CountingEncoder):
+        def encode(self, texts: Any, kind: Any = "document") -> Any:
+            raise RuntimeError("model crashed")
+
+    batcher = BatchingEncoder(Failing(encoder), max_batch=4, max_wait_ms=20)
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(batcher.encode, [q], "query") for q in QUERIES[:3]]
+    for f in futures:
+        with pytest.raises(RuntimeError, match="model crashed"):
+            f.result()
+    batcher.close()
