@@ -168,7 +168,8 @@ def test_sigkill_during_appends_never_loses_an_acknowledged_record(tmp_path: Pat
             seqs = check_log(wal, floor, acked, newest)
             assert wal.last_seq == (seqs[-1] if seqs else wal.last_seq)
     assert len(acked) > 300, "the child barely wrote: the test did not exercise much"
-    assert floor > 0 and len(list(tmp_path.glob("*.log"))) > 1
+    segments = [int(p.stem) for p in tmp_path.glob("*.log")]
+    assert floor > 0 and max(segments) > 1, "the log never rotated: rotation was not exercised"
 
 
 def test_sigkill_during_checkpoints_leaves_a_loadable_consistent_shard(tmp_path: Path) -> None:
