@@ -45,7 +45,7 @@ def serve(
     batch_max: Annotated[int, typer.Option(help="queries per micro-batch")] = 32,
     batch_wait_ms: Annotated[float, typer.Option(help="longest wait for a batch")] = 2.0,
     trace_exporter: Annotated[str, typer.Option(help="none | console | otlp")] = "none",
-    cache_mb: Annotated[int, typer.Option(help="in-process result cache, MiB (0: off)")] = 0,
+    cache_mb: Annotated[int, typer.Option(help="in-process result cache, MiB (0: off)")] = 256,
     cache_url: Annotated[str | None, typer.Option(help="shared Redis result cache")] = None,
 ) -> None:
     """Serve collections over HTTP (API, /metrics and the web page at /)."""
