@@ -39,7 +39,7 @@ from ragfleet.index.shard import CheckpointPolicy, Shard, recover_swap
 from ragfleet.index.sparse.analyzer import Analyzer
 from ragfleet.search.searcher import Searcher, SearchRequest
 from ragfleet.types import Document, Mode, Results
-from ragfleet.writer import DocumentWriter, IngestReport
+from ragfleet.writer import DocumentWriter, Embedder, IngestReport
 
 FORMAT = 1
 Progress = Callable[[int, int], None]
@@ -205,6 +205,7 @@ class Collection:
         *,
         encoder: Encoder | None = None,
         progress: Progress | None = None,
+        embedder: Embedder | None = None,
     ) -> Collection:
         """Create and fill a collection all-or-nothing: built in a temporary sibling
         directory, renamed into place only when complete."""
@@ -215,7 +216,7 @@ class Collection:
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             col = cls.create(tmp, config, encoder=encoder)
-            report = col.upsert(docs, progress=progress)
+            report = col.upsert(docs, progress=progress, embedder=embedder)
             if report.chunks_written == 0:
                 raise InputError("the corpus yielded no chunks: every document was empty")
             col.close()
@@ -239,16 +240,24 @@ class Collection:
         self.close()
 
     # -- writes ---------------------------------------------------------------------------
-    def upsert(self, docs: Iterable[Document], *, progress: Progress | None = None) -> IngestReport:
+    def upsert(
+        self,
+        docs: Iterable[Document],
+        *,
+        progress: Progress | None = None,
+        embedder: Embedder | None = None,
+    ) -> IngestReport:
         """Insert or replace documents; unchanged ones (same content hash) are skipped.
 
         Each document is written to its shard's log in one batch with the removal of its
         old chunks, so after any crash it is wholly old or wholly new. On return the write
         is durable (logged and fsynced) and visible to the next query; index files are
         rewritten only when a shard's :class:`CheckpointPolicy` says so, and on close.
+        ``embedder`` embeds elsewhere (e.g. ``ragfleet.cluster.ray_ingest``) under the same
+        encoder name; the vectors are checked for shape like any others.
         """
         with self._write_mutex:
-            return self._writer.upsert(docs, progress=progress)
+            return self._writer.upsert(docs, progress=progress, embedder=embedder)
 
     def delete(self, doc_ids: Sequence[str]) -> int:
         """Tombstone every chunk of ``doc_ids``; returns how many documents existed."""

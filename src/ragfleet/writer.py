@@ -28,6 +28,9 @@ from ragfleet.ingest.hashing import document_hash
 from ragfleet.types import Chunk, Document
 
 Progress = Callable[[int, int], None]
+#: Embeds document texts (already formatted by :func:`embed_text`) into ``[n, d]`` vectors
+#: under the collection's encoder contract, e.g. on a Ray cluster (``cluster/ray_ingest.py``).
+Embedder = Callable[[list[str]], np.ndarray]
 MAX_DOC_CHARS = 5_000_000
 
 
@@ -75,8 +78,15 @@ class DocumentWriter:
         self.round_docs = round_docs
         self.chunker = make_chunker(config.chunker, encoder.tokenizer)
 
-    def upsert(self, docs: Iterable[Document], *, progress: Progress | None = None) -> IngestReport:
-        """Write ``docs`` (validated all-or-nothing first); ``progress(done, total)`` per round."""
+    def upsert(
+        self,
+        docs: Iterable[Document],
+        *,
+        progress: Progress | None = None,
+        embedder: Embedder | None = None,
+    ) -> IngestReport:
+        """Write ``docs`` (validated all-or-nothing first); ``progress(done, total)`` per round.
+        ``embedder`` replaces the in-process bulk embedding (same encoder, elsewhere)."""
         t0 = time.perf_counter()
         known: dict[str, str] = {}
         for s in self.shards:
@@ -94,7 +104,8 @@ class DocumentWriter:
             unchanged += len(batch) - len(todo)
             chunks = self.chunker.chunk_many([d for d, _ in todo])
             empty += len(todo) - len({c.doc_id for c in chunks})
-            vectors = self._embed(chunks)
+            texts = [embed_text(c) for c in chunks]
+            vectors = self._embed(texts) if embedder is None or not texts else embedder(texts)
             n_chunks += self._write(todo, chunks, vectors)
             written += len(todo)
             if progress is not None:
@@ -117,10 +128,10 @@ class DocumentWriter:
     def _needs_training(self) -> bool:
         return any(s.dense.needs_training and not s.dense.is_trained for s in self.shards)
 
-    def _embed(self, chunks: list[Chunk]) -> np.ndarray:
+    def _embed(self, texts: list[str]) -> np.ndarray:
         return embed_bulk(
             self.encoder,
-            [embed_text(c) for c in chunks],
+            texts,
             batch_tokens=self.config.encoder.batch_tokens,
             workers=self.config.encoder.workers,
         )

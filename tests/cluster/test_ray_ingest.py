@@ -26,3 +26,32 @@ def test_embed_with_ray_equals_local_and_resumes(ray_cluster, encoder, tmp_path)
     after = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.npy")}
     assert all(after[name] == t for name, t in before.items())  # finished blocks untouched
     assert len(after) == 3 and pending_blocks(texts, "minilm-int8", cache, 16) == []
+
+
+def test_cli_ingest_with_ray_equals_local_ingest(ray_cluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`ragfleet ingest --ray` writes the same collection as the in-process ingest."""
+    import json
+
+    from tests.conftest import demo_docs
+    from typer.testing import CliRunner
+
+    from ragfleet.cli.app import app
+    from ragfleet.collection import Collection
+
+    source = tmp_path / "docs.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps({"_id": d.doc_id, "title": d.title, "text": d.text}) + "\n"
+            for d in demo_docs(12)
+        )
+    )
+    runner = CliRunner()
+    for name, extra in (("ray", ["--ray", "--ray-workers", "1"]), ("local", [])):
+        res = runner.invoke(app, ["ingest", str(source), "-c", str(tmp_path / name), "-q", *extra])
+        assert res.exit_code == 0, res.output
+    assert (tmp_path / ".ray.embed-cache").is_dir()  # finished blocks kept for a resume
+    with Collection.open(tmp_path / "ray") as a, Collection.open(tmp_path / "local") as b:
+        for q in ("Super Bowl halftime", "Denver defense"):
+            ha, hb = a.search(q, k=5, mode="dense").hits, b.search(q, k=5, mode="dense").hits
+            assert [h.chunk_id for h in ha] == [h.chunk_id for h in hb]
+            assert all(abs(x.score - y.score) < 1e-4 for x, y in zip(ha, hb, strict=True))

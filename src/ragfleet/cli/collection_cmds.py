@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -42,6 +43,11 @@ def ingest(
     sync: Annotated[
         bool, typer.Option("--sync", help="also delete documents absent from SOURCE")
     ] = False,
+    ray: Annotated[bool, typer.Option("--ray", help="embed on a Ray cluster (Ray Data)")] = False,
+    address: Annotated[
+        str | None, typer.Option(help="Ray address (default: `cluster up`'s)")
+    ] = None,
+    ray_workers: Annotated[int, typer.Option(help="encoder actors with --ray")] = 2,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Build a collection from SOURCE, or add to it incrementally if it exists."""
@@ -53,14 +59,24 @@ def ingest(
         if collection.exists():
             _refuse_new_options(shards, index, encoder, chunker)
             with Collection.open(collection) as col, progress_bar("embedding", quiet) as bar:
-                report = col.upsert(docs, progress=bar)
+                embedder = (
+                    _ray_embedder(collection, col.encoder.name, address, ray_workers)
+                    if ray
+                    else None
+                )
+                report = col.upsert(docs, progress=bar, embedder=embedder)
                 stale = sorted(set(col.doc_ids()) - {d.doc_id for d in docs}) if sync else []
                 if stale:
                     col.delete(stale)
         else:
             config = _config(shards, index, encoder, chunker, workers)
+            embedder = (
+                _ray_embedder(collection, config.encoder.name, address, ray_workers)
+                if ray
+                else None
+            )
             with progress_bar("embedding", quiet) as bar:
-                Collection.build(collection, docs, config, progress=bar).close()
+                Collection.build(collection, docs, config, progress=bar, embedder=embedder).close()
             with Collection.open(collection) as col:
                 report_stats = col.stats()
             typer.echo(
@@ -76,6 +92,21 @@ def ingest(
         f"{report.chunks_written} chunks in {report.seconds:.1f}s",
         err=True,
     )
+
+
+def _ray_embedder(
+    collection: Path, encoder_name: str, address: str | None, workers: int
+) -> Callable[[list[str]], Any]:
+    """Embedding on a Ray Data actor pool; finished blocks are kept beside the collection
+    (``.<name>.embed-cache/``) so a rerun after a failure does not re-embed them."""
+    from functools import partial
+
+    from ragfleet.cluster.ray_backend import connect
+    from ragfleet.cluster.ray_ingest import embed_with_ray
+
+    connect(address)
+    cache = collection.with_name(f".{collection.name}.embed-cache")
+    return partial(embed_with_ray, encoder_name=encoder_name, workers=workers, cache_dir=cache)
 
 
 def _refuse_new_options(*options: object) -> None:
