@@ -188,24 +188,40 @@ class Searcher:
         k: int,
         unique_docs: bool,
     ) -> list[Hit]:
-        """Hits for the best ``k`` keys; with ``unique_docs`` only each document's best chunk
-        counts (every candidate is fetched then, since the doc_id lives in the docstore)."""
-        candidates = ranked if unique_docs else ranked[:k]
+        """Hits for the best ``k`` keys; only those ``k`` rows are read from the docstores.
+
+        With ``unique_docs`` only each document's best chunk counts; the document of a chunk
+        is its id's prefix (``f"{doc_id}#{n}"``), so candidates are de-duplicated before
+        anything is fetched. A row tombstoned between search and fetch is dropped.
+        """
+        chosen = _best_per_doc(ranked, signals, k) if unique_docs else ranked[:k]
         by_shard: dict[int, list[int]] = {}
-        for (shard, row), _ in candidates:
+        for (shard, row), _ in chosen:
             by_shard.setdefault(shard, []).append(row)
         stored = {s: self.shards[s].fetch(rows) for s, rows in by_shard.items()}
         hits: list[Hit] = []
-        seen_docs: set[str] = set()
-        for key, score in candidates:
+        for key, score in chosen:
             chunk = stored[key[0]].get(key[1])
-            if chunk is None or (unique_docs and chunk.doc_id in seen_docs):
-                continue
-            seen_docs.add(chunk.doc_id)
-            hits.append(_hit(len(hits) + 1, key, score, chunk, signals))
-            if len(hits) == k:
-                break
+            if chunk is not None:
+                hits.append(_hit(len(hits) + 1, key, score, chunk, signals))
         return hits
+
+
+def _best_per_doc(
+    ranked: list[tuple[Key, float]], signals: Signals, k: int
+) -> list[tuple[Key, float]]:
+    """The first ``k`` entries of ``ranked`` whose documents have not appeared before."""
+    chunk_id = {key: cid for sig in signals.values() for key, (_, _, cid) in sig.items()}
+    seen: set[str] = set()
+    out = []
+    for key, score in ranked:
+        doc = chunk_id[key].rpartition("#")[0]
+        if doc not in seen:
+            seen.add(doc)
+            out.append((key, score))
+            if len(out) == k:
+                break
+    return out
 
 
 def _hit(rank: int, key: Key, score: float, chunk: Any, signals: Signals) -> Hit:
