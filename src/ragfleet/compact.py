@@ -82,7 +82,7 @@ def compact_shard(col: Collection, i: int, batch_docs: int = 256) -> None:
         for start in range(0, len(doc_ids), max(1, step)):
             chunks = shard.docstore.chunks_of(doc_ids[start : start + step])
             vectors = _vectors(col, shard, chunks)
-            fresh.write([_record(c, v) for c, v in zip(chunks, vectors, strict=True)])
+            fresh.write([stored_record(c, v) for c, v in zip(chunks, vectors, strict=True)])
         fresh.checkpoint()
     finally:
         fresh.close()
@@ -106,7 +106,8 @@ def _vectors(col: Collection, shard: Shard, chunks: list[NewChunk]) -> npt.NDArr
     return embed_bulk(col.encoder, texts, batch_tokens=col.config.encoder.batch_tokens)
 
 
-def _record(c: NewChunk, vector: npt.NDArray[np.float32]) -> ChunkRecord:
+def stored_record(c: NewChunk, vector: npt.NDArray[np.float32]) -> ChunkRecord:
+    """The write-batch record that re-adds a stored chunk with ``vector``."""
     return ChunkRecord(
         chunk_id=c.chunk_id,
         doc_id=c.doc_id,

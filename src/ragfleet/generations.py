@@ -249,6 +249,7 @@ def _copy(old_path: Path, n_shards: int, new: Collection, batch_docs: int) -> in
 def _write_chunks(new: Collection, chunks: list[NewChunk]) -> None:
     """One write batch per shard: each document with all its chunks, freshly embedded."""
     from ragfleet.cluster.placement import hash_shard
+    from ragfleet.compact import stored_record
     from ragfleet.embed.bulk import embed_bulk
     from ragfleet.index.writebatch import ChunkRecord
     from ragfleet.writer import embed_input
@@ -258,17 +259,7 @@ def _write_chunks(new: Collection, chunks: list[NewChunk]) -> None:
     vectors = embed_bulk(new.encoder, texts, batch_tokens=new.config.encoder.batch_tokens)
     per_shard: dict[int, list[ChunkRecord]] = {}
     for c, v in zip(chunks, vectors, strict=True):
-        record = ChunkRecord(
-            chunk_id=c.chunk_id,
-            doc_id=c.doc_id,
-            n=c.n,
-            title=c.title,
-            text=c.text,
-            metadata=dict(c.metadata),
-            content_hash=c.content_hash,
-            doc_hash=c.doc_hash,
-            vector=v,
-        )
+        record = stored_record(c, v)
         per_shard.setdefault(hash_shard(c.doc_id, n), []).append(record)
     for shard, records in sorted(per_shard.items()):
         new.shards[shard].write(records)
