@@ -24,7 +24,7 @@ from ragfleet.cluster.merge import Merged, merge_topk
 from ragfleet.cluster.scatter import Gathered, Scatter
 from ragfleet.config import SearchConfig
 from ragfleet.embed.base import Encoder
-from ragfleet.errors import InputError
+from ragfleet.errors import DeadlineExceeded, InputError
 from ragfleet.index.shard import ShardQuery, ShardResult
 from ragfleet.index.sparse.analyzer import Analyzer
 from ragfleet.search.filters import compile_filter
@@ -85,7 +85,7 @@ class Searcher:
                 vectors = self.encoder.encode(list(queries), kind="query")
         if mode != "dense":
             with timings.stage("analyze"):
-                terms, idf, avgdl = self._sparse_stats(queries)
+                terms, idf, avgdl = self._sparse_stats(queries, deadline)
         where = compile_filter(req.filter)
         query = ShardQuery(
             k=depth,
@@ -139,12 +139,20 @@ class Searcher:
         return [self.shards[i] for i in self.router(vectors)]
 
     def _sparse_stats(
-        self, queries: Sequence[str]
+        self, queries: Sequence[str], deadline: float | None
     ) -> tuple[list[list[str]], dict[str, float], float]:
+        """Analysed queries and the collection-wide IDF and average length of their terms,
+        gathered from every shard in parallel (a shard late for the deadline is left out of
+        the statistics; its search will be missing too and the result flagged)."""
         assert self.analyzer is not None  # checked in _resolve
         terms = self.analyzer.analyze_batch(queries)
         vocab = sorted({t for ts in terms for t in ts})
-        stats = CollectionStats.merge([s.term_stats(vocab) for s in self.shards])
+        gathered = self.scatter.gather(
+            [(s.shard_id, s) for s in self.shards], lambda s: s.term_stats(vocab), deadline
+        )
+        if not gathered.results:
+            raise DeadlineExceeded("no shard answered the term statistics before the deadline")
+        stats = CollectionStats.merge(list(gathered.results.values()))
         return terms, {t: stats.idf(t) for t in vocab}, stats.avgdl
 
     def _rank(
