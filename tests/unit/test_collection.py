@@ -132,3 +132,37 @@ def test_metadata_filter_prefilters_both_signals(fresh_collection) -> None:  # t
     for mode in ("dense", "sparse", "hybrid"):
         res = col.search("rivers and bridges", k=5, mode=mode, filter={"year": {"gte": 2027}})
         assert sorted(h.doc_id for h in res.hits) == ["d27", "d28", "d29"], mode
+
+
+def test_deadline_before_any_shard_answers_gives_flagged_empty_result(collection_factory) -> None:  # type: ignore[no-untyped-def]
+    """A shard made slow on purpose: a query whose deadline passes before any shard has sent
+    its term statistics returns no hits, coverage 0 and every shard named — not an error."""
+    import threading
+
+    from ragfleet.cluster.scatter import Scatter
+    from ragfleet.search.searcher import Searcher, SearchRequest
+
+    col = collection_factory(4)
+    release = threading.Event()
+
+    class Slow:
+        def __init__(self, shard) -> None:  # type: ignore[no-untyped-def]
+            self.shard = shard
+            self.shard_id = shard.shard_id
+
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            return getattr(self.shard, name)
+
+        def term_stats(self, terms):  # type: ignore[no-untyped-def]
+            release.wait(5)
+            return self.shard.term_stats(terms)
+
+    s = col.searcher
+    scatter = Scatter(4)
+    try:
+        slow = Searcher([Slow(x) for x in col.shards], s.encoder, s.analyzer, s.defaults, scatter)
+        res = slow.search(["Super Bowl"], SearchRequest(k=5, mode="hybrid", timeout_ms=50))[0]
+    finally:
+        release.set()
+        scatter.close()
+    assert res.hits == () and res.coverage == 0.0 and res.missing_shards == (0, 1, 2, 3)

@@ -24,7 +24,7 @@ from ragfleet.cluster.merge import Merged, merge_topk
 from ragfleet.cluster.scatter import Gathered, Scatter
 from ragfleet.config import SearchConfig
 from ragfleet.embed.base import Encoder
-from ragfleet.errors import DeadlineExceeded, InputError
+from ragfleet.errors import InputError
 from ragfleet.index.shard import ShardQuery, ShardResult
 from ragfleet.index.sparse.analyzer import Analyzer
 from ragfleet.search.filters import compile_filter
@@ -85,7 +85,12 @@ class Searcher:
                 vectors = self.encoder.encode(list(queries), kind="query")
         if mode != "dense":
             with timings.stage("analyze"):
-                terms, idf, avgdl = self._sparse_stats(queries, deadline)
+                sparse = self._sparse_stats(queries, deadline)
+            if sparse is None:  # no shard answered in time: an empty, flagged result
+                missing = tuple(sh.shard_id for sh in self.shards)
+                frozen = timings.freeze()
+                return [Results((), frozen, 0.0, missing, mode=mode) for _ in queries]
+            terms, idf, avgdl = sparse
         where = compile_filter(req.filter)
         query = ShardQuery(
             k=depth,
@@ -140,10 +145,11 @@ class Searcher:
 
     def _sparse_stats(
         self, queries: Sequence[str], deadline: float | None
-    ) -> tuple[list[list[str]], dict[str, float], float]:
+    ) -> tuple[list[list[str]], dict[str, float], float] | None:
         """Analysed queries and the collection-wide IDF and average length of their terms,
         gathered from every shard in parallel (a shard late for the deadline is left out of
-        the statistics; its search will be missing too and the result flagged)."""
+        the statistics; its search will be missing too and the result flagged). ``None``
+        when no shard answered before the deadline."""
         assert self.analyzer is not None  # checked in _resolve
         terms = self.analyzer.analyze_batch(queries)
         vocab = sorted({t for ts in terms for t in ts})
@@ -151,7 +157,7 @@ class Searcher:
             [(s.shard_id, s) for s in self.shards], lambda s: s.term_stats(vocab), deadline
         )
         if not gathered.results:
-            raise DeadlineExceeded("no shard answered the term statistics before the deadline")
+            return None
         stats = CollectionStats.merge(list(gathered.results.values()))
         return terms, {t: stats.idf(t) for t in vocab}, stats.avgdl
 
