@@ -9,6 +9,9 @@ budget shrinks:
 1. rerank fewer candidates: ``n = ⌊(left − ĝ) / r̂⌋`` where ``ĝ`` is the generator's p95
    per call and ``r̂`` the reranker's p95 per candidate;
 2. skip rerank when ``n < min_rerank_candidates``;
+   while it runs, rerank scores its candidates in batches and checks the clock before
+   each: a batch that no longer fits ends it early (the scored prefix is reordered, the
+   rest keeps its search order), so the deadline holds even when ``r̂`` was a bad guess;
 3. fall back from an expensive generator to the extractive one when ``left < ĝ``;
 4. skip generation when nothing is left (the hits are still returned).
 
@@ -29,7 +32,7 @@ import numpy as np
 
 from ragfleet.errors import ConfigError, InputError
 from ragfleet.generate.base import Answer, Generator
-from ragfleet.rerank.base import Reranker
+from ragfleet.rerank.base import Reranker, passage_text, reorder
 from ragfleet.types import Hit, Mode
 
 STAGES = ("embed", "search", "rerank", "generate")
@@ -71,6 +74,11 @@ class CostModel:
     def observe(self, stage: str, ms: float) -> None:
         with self._lock:
             self._samples.setdefault(stage, deque(maxlen=self._window)).append(float(ms))
+
+    def observed(self, stage: str) -> bool:
+        """Whether ``stage`` has at least one observation (else :meth:`p95` is the prior)."""
+        with self._lock:
+            return bool(self._samples.get(stage))
 
     def p95(self, stage: str) -> float:
         with self._lock:
@@ -132,7 +140,8 @@ class Pipeline:
     Args:
         collection: anything with ``search(query, k=, mode=, timeout_ms=) -> Results``.
         reranker: optional; used only where configured.
-        generator: default :class:`~ragfleet.generate.extractive.Extractive`.
+        generator: default :class:`~ragfleet.generate.extractive.Extractive` with the
+            collection's encoder (:func:`collection_encoder`).
         config: budget, depths and cost priors.
         fallback: the cheap generator used when the configured one cannot fit (default
             extractive; ``None`` to skip generation instead).
@@ -150,11 +159,14 @@ class Pipeline:
 
         self.collection = collection
         self.reranker = reranker
-        self.generator: Generator = generator if generator is not None else Extractive()
+        encoder = collection_encoder(collection)
+        self.generator: Generator = (
+            generator if generator is not None else Extractive(encoder=encoder)
+        )
         self.config = config or PipelineConfig()
         if fallback is True:
             is_extractive = isinstance(self.generator, Extractive)
-            self.fallback: Generator | None = None if is_extractive else Extractive()
+            self.fallback: Generator | None = None if is_extractive else Extractive(encoder=encoder)
         else:
             self.fallback = fallback or None
         self.costs = CostModel(
@@ -232,10 +244,45 @@ class Pipeline:
         if n == 0:
             return _renumber(hits[:top_n])
         t = time.perf_counter()
-        head = self.reranker.rerank(q, hits[:n], n)
+        scores = self._score_within(self.reranker, q, hits[:n], clock)
         timings["rerank"] = (time.perf_counter() - t) * 1e3
-        self.costs.observe("rerank", timings["rerank"] / n)
-        return _renumber([*head, *hits[n:]][:top_n])
+        done = len(scores)
+        if done < n:
+            degraded["rerank"] = (
+                f"shortened at the deadline: {done} of {n} candidates scored"
+                if done
+                else f"skipped at the deadline: {clock.left():.0f} ms left"
+            )
+        if done == 0:
+            return _renumber(hits[:top_n])
+        return reorder(hits[:done], np.asarray(scores), hits[done:], top_n)
+
+    def _score_within(
+        self, reranker: Reranker, q: str, head: list[Hit], clock: _Clock
+    ) -> list[float]:
+        """Scores for a prefix of ``head``, computed in batches that each must fit the
+        time left after generation (``left − ĝ ≥ size · r̂``, ``r̂`` re-estimated after every
+        batch), so one slow reranker overshoots the deadline by at most one batch. Before
+        any observation the first batch is a single candidate: a probe of the real cost."""
+        step = reranker.config.batch_size
+        scores: list[float] = []
+        while len(scores) < len(head):
+            size = min(step, len(head) - len(scores))
+            if not self.costs.observed("rerank"):
+                size = 1
+            elif scores:
+                per_item = max(self.costs.p95("rerank"), 1e-3)
+                size = min(size, math.floor((clock.left() - self.costs.p95("generate")) / per_item))
+                if size < 1:
+                    break
+            batch = head[len(scores) : len(scores) + size]
+            t = time.perf_counter()
+            out = reranker.score(q, [passage_text(h) for h in batch])
+            self.costs.observe("rerank", (time.perf_counter() - t) * 1e3 / len(batch))
+            if len(out) != len(batch):
+                raise InputError(f"{len(out)} rerank scores for {len(batch)} hits")
+            scores.extend(float(x) for x in out)
+        return scores
 
     def _generate(
         self,
@@ -259,6 +306,16 @@ class Pipeline:
         if answer.truncated:
             degraded.setdefault("generate", "truncated at the deadline")
         return answer
+
+
+def collection_encoder(collection: Any) -> Any | None:
+    """The query encoder of ``collection`` (or of the collection a cache wraps), which the
+    default extractive generator uses for its ``λ·cos`` term; ``None`` when it has none."""
+    for obj in (collection, getattr(collection, "collection", None)):
+        encoder = getattr(obj, "encoder", None)
+        if encoder is not None and callable(getattr(encoder, "encode", None)):
+            return encoder
+    return None
 
 
 def _renumber(hits: list[Hit]) -> list[Hit]:

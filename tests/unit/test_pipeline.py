@@ -135,13 +135,36 @@ def test_slow_reranker_is_shortened_from_its_observed_cost(collection: Collectio
     config = PipelineConfig(k=6, rerank_candidates=6, min_rerank_candidates=2, top_n=3)
     p = Pipeline(collection, reranker=rr, config=config)
     p.ask("vaccine immune system", budget_ms=5000)  # observes ~80 ms per candidate
-    assert rr.calls == [6]
+    assert rr.calls == [1, 5]  # a one-candidate probe of the unknown cost, then the rest
     r = p.ask("vaccine immune system", budget_ms=400)
-    assert 2 <= rr.calls[-1] < 6 and r.degraded["rerank"].startswith("shortened")
+    scored = sum(rr.calls[2:])
+    assert 2 <= scored < 6 and r.degraded["rerank"].startswith("shortened")
     # what it ran fits what was left: n ≤ (left − ĝ) / r̂ with r̂ ≥ 80 ms
-    assert rr.calls[-1] * 80 <= 400 - r.timings_ms["embed"] - r.timings_ms["search"]
+    assert scored * 80 <= 400 - r.timings_ms["embed"] - r.timings_ms["search"]
+    assert r.timings_ms["total"] <= 400 * 1.1
+    n = len(rr.calls)
     r = p.ask("vaccine immune system", budget_ms=60)
-    assert r.degraded["rerank"].startswith("skipped") and len(rr.calls) == 2
+    assert r.degraded["rerank"].startswith("skipped") and len(rr.calls) == n
+
+
+def test_a_reranker_slower_than_its_prior_still_meets_the_deadline(
+    collection: Collection,
+) -> None:
+    """The prior says 5 ms per candidate, the truth is 150 ms: the probe finds out and the
+    batches that no longer fit are not started; the scored prefix is reordered."""
+    rr = SleepyReranker(per_item_ms=150)
+    config = PipelineConfig(k=6, rerank_candidates=6, min_rerank_candidates=2, top_n=6)
+    p = Pipeline(collection, reranker=rr, config=config)
+    budget = 500.0
+    r = p.ask("vaccine immune system", budget_ms=budget)
+    assert r.timings_ms["total"] <= budget * 1.1, r.timings_ms
+    assert 1 <= sum(rr.calls) < 6 and rr.calls[0] == 1
+    assert r.degraded["rerank"].startswith("shortened at the deadline")
+    scored = sum(rr.calls)
+    # the double scores ascending, so the scored prefix comes back reversed, the rest after it
+    ranks = [h.ranks.get("rerank") for h in r.hits]
+    assert ranks[:scored] == list(range(1, scored + 1))
+    assert all(x is None for x in ranks[scored:])
 
 
 def test_degradation_order_as_the_budget_shrinks(collection: Collection) -> None:
@@ -176,6 +199,8 @@ def test_degradation_order_as_the_budget_shrinks(collection: Collection) -> None
 
 def test_fallback_defaults_and_validation(collection: Collection) -> None:
     assert Pipeline(collection).fallback is None  # extractive needs no fallback
+    default = Pipeline(collection).generator
+    assert isinstance(default, Extractive) and default.encoder is collection.encoder
     assert isinstance(Pipeline(collection, generator=SleepyGenerator(0)).fallback, Extractive)
     with pytest.raises(InputError):
         Pipeline(collection).ask("  ")
