@@ -8,7 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ragfleet.errors import ConfigError, InputError
-from ragfleet.generate.extractive import Extractive, ExtractiveConfig, term_overlap
+from ragfleet.generate.extractive import (
+    Extractive,
+    ExtractiveConfig,
+    split_passages,
+    term_overlap,
+)
 from ragfleet.types import Hit
 
 PASSAGES = [
@@ -89,3 +94,38 @@ def test_no_passages_no_answer_and_bad_input(gen: Extractive) -> None:
         gen.generate("  ", hits(PASSAGES))
     with pytest.raises(ConfigError):
         ExtractiveConfig(sentences=0)
+
+
+class CountingEncoder:
+    """The real bundled encoder, counting how many texts it is asked to read."""
+
+    def __init__(self) -> None:
+        from ragfleet.embed.registry import load_encoder
+
+        self.inner = load_encoder("minilm-int8")
+        self.texts = 0
+
+    def encode(self, texts: list[str], kind: str = "document") -> np.ndarray:
+        self.texts += len(texts)
+        return self.inner.encode(texts, kind=kind)  # type: ignore[arg-type]
+
+
+@pytest.mark.model
+def test_dense_term_reads_only_the_shortlist_and_respects_the_timeout() -> None:
+    enc = CountingEncoder()
+    gen = Extractive(ExtractiveConfig(dense_shortlist=2), encoder=enc)
+    hs = hits(PASSAGES)  # 6 sentences
+    a = gen.generate("Where was Super Bowl 50 played?", hs)
+    assert "Levi's Stadium" in a.text
+    assert enc.texts == 1 + 2  # the query and the two shortlisted sentences
+    # the shortlist is chosen by the lexical score: outside it nothing can win
+    sents = split_passages(hs)
+    scores = gen.score("Where was Super Bowl 50 played?", sents)
+    assert np.isfinite(scores).sum() == 2
+    # a timeout below the dense term's observed cost leaves it out (lexical only)
+    before = enc.texts
+    b = gen.generate("Where was Super Bowl 50 played?", hs, timeout_ms=0.001)
+    assert enc.texts == before and "Levi's Stadium" in b.text
+    assert not gen.dense_fits(0.001) and gen.dense_fits(None)
+    with pytest.raises(ConfigError):
+        ExtractiveConfig(sentences=3, dense_shortlist=2)
