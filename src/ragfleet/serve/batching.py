@@ -6,8 +6,11 @@ batches. A batch closes when it holds ``max_batch`` texts or ``max_wait_ms`` aft
 first text arrived, whichever is first; it is encoded with one call of the wrapped
 encoder and each caller gets its own rows back. While one batch is encoding, the next
 fills up, so under load the batch size follows the arrival rate with no extra wait
-(Clipper, Crankshaw et al., NSDI 2017, §4.3 — adaptive batching). Document encoding
-passes straight through.
+(Clipper, Crankshaw et al., NSDI 2017, §4.3 — adaptive batching). Small document
+encodes (at most ``max_batch`` texts: the sentences an extractive answer scores) queue on
+the same thread, batched only with other documents, so the model runs one call at a time
+instead of several calls fighting over the cores; bulk document encodes (upserts) pass
+straight through.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 @dataclass
 class _Item:
     texts: list[str]
+    kind: EncodeKind = "query"
     future: Future[Vectors] = field(default_factory=Future)
 
 
@@ -81,13 +85,15 @@ class BatchingEncoder:
         return self.inner.tokenizer
 
     def encode(self, texts: Sequence[str], kind: EncodeKind = "document") -> Vectors:
-        """As the wrapped encoder; query texts wait at most ``max_wait_ms`` to be batched."""
+        """As the wrapped encoder; texts wait at most ``max_wait_ms`` to be batched with
+        texts of the same kind; a document encode of more than ``max_batch`` texts runs at
+        once on the caller's thread."""
         items = check_texts(texts, kind)
-        if kind != "query" or not items:
+        if not items or (kind != "query" and len(items) > self.max_batch):
             return self.inner.encode(items, kind=kind)
         if self._closed:
             raise InputError("the batching encoder is closed; encode with the inner encoder")
-        item = _Item(items)
+        item = _Item(items, kind)
         self._queue.put(item)
         return item.future.result()
 
@@ -99,17 +105,21 @@ class BatchingEncoder:
             self._thread.join()
 
     def _run(self) -> None:
+        pending: _Item | None = None
         while True:
-            first = self._queue.get()
+            first = pending if pending is not None else self._queue.get()
             if first is None:
                 return
-            batch, stop = self._collect(first)
+            batch, pending, stop = self._collect(first)
             self._flush(batch)
             if stop:
+                if pending is not None:
+                    self._flush([pending])
                 return
 
-    def _collect(self, first: _Item) -> tuple[list[_Item], bool]:
-        """``first`` plus what arrives before the batch is full or its wait is over."""
+    def _collect(self, first: _Item) -> tuple[list[_Item], _Item | None, bool]:
+        """``first`` plus what arrives before the batch is full or its wait is over; an
+        item of the other kind ends the batch and is returned to start the next one."""
         batch, n = [first], len(first.texts)
         deadline = time.monotonic() + self.max_wait_s
         while n < self.max_batch:
@@ -118,18 +128,22 @@ class BatchingEncoder:
             except queue.Empty:
                 break
             if item is None:
-                return batch, True
+                return batch, None, True
+            if item.kind != first.kind or n + len(item.texts) > self.max_batch:
+                return batch, item, False
             batch.append(item)
             n += len(item.texts)
-        return batch, False
+        return batch, None, False
 
     def _flush(self, batch: list[_Item]) -> None:
         texts = [t for item in batch for t in item.texts]
-        self.batch_sizes = [*self.batch_sizes[-999:], len(texts)]
-        if self._on_batch is not None:
-            self._on_batch(len(texts))
+        kind = batch[0].kind
+        if kind == "query":  # the metric is about query micro-batching
+            self.batch_sizes = [*self.batch_sizes[-999:], len(texts)]
+            if self._on_batch is not None:
+                self._on_batch(len(texts))
         try:
-            vectors = self.inner.encode(texts, kind="query")
+            vectors = self.inner.encode(texts, kind=kind)
         except BaseException as e:  # handed to every waiting caller, who re-raises it
             for item in batch:
                 item.future.set_exception(e)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from starlette.concurrency import run_in_threadpool
 
 from ragfleet.collection import Collection
+from ragfleet.generate.extractive import Extractive
 from ragfleet.pipeline import Pipeline
 from ragfleet.serve.auth import KeyStore, Scope
 from ragfleet.serve.batching import BatchingEncoder
@@ -78,8 +79,17 @@ class Service:
                     searcher.encoder, self.settings.batch_max, self.settings.batch_wait_ms,
                     on_batch=self.metrics.batch.observe,
                 )  # fmt: skip
+                self._swap_answer_encoder(name, searcher.encoder.inner, searcher.encoder)
             searcher.shards = timed_shards(searcher.shards, self.metrics, name)
         self.ready = True
+
+    def _swap_answer_encoder(self, name: str, old: Any, new: Any) -> None:
+        """Point the /ask pipeline's extractive generators that use ``old`` at ``new``, so
+        their sentence encodes share the batcher's thread with the queries."""
+        pipe = self.pipelines.get(name)
+        for gen in (getattr(pipe, "generator", None), getattr(pipe, "fallback", None)):
+            if isinstance(gen, Extractive) and gen.encoder is old:
+                gen.encoder = new
 
     def close(self) -> None:
         """Undo :meth:`instrument` and flush traces."""
@@ -87,6 +97,7 @@ class Service:
         for name, (encoder, shards) in self._saved.items():
             searcher = self.collections[name].searcher
             if isinstance(searcher.encoder, BatchingEncoder):
+                self._swap_answer_encoder(name, searcher.encoder, encoder)
                 searcher.encoder.close()
             searcher.encoder, searcher.shards = encoder, shards
         self._saved.clear()

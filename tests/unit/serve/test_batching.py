@@ -65,13 +65,51 @@ def test_a_lone_query_waits_at_most_max_wait(encoder: Any) -> None:
     assert batcher.batch_sizes[-1] == 1
 
 
+class ThreadRecorder(CountingEncoder):
+    """Also records which thread ran each call."""
+
+    def encode(self, texts: Any, kind: Any = "document") -> Any:
+        with self._lock:
+            self.calls.append((kind, len(texts), threading.current_thread().name))
+        return self.inner.encode(texts, kind=kind)
+
+
+def test_small_document_encodes_queue_apart_from_queries(encoder: Any) -> None:
+    """Sentences of concurrent answers run on the batcher thread, never in one call with
+    queries (their prefixes differ); a bulk document encode runs on the caller's thread."""
+    docs = [f"sentence {i} of an answer passage" for i in range(3)]
+    rec = ThreadRecorder(encoder)
+    batcher = BatchingEncoder(rec, max_batch=4, max_wait_ms=30)
+    start = threading.Barrier(6)
+
+    def one(i: int) -> np.ndarray:
+        start.wait()
+        if i % 2:
+            return batcher.encode([docs[i // 2]], kind="document")
+        return batcher.encode([QUERIES[i]], kind="query")
+
+    with ThreadPoolExecutor(6) as pool:
+        got = list(pool.map(one, range(6)))
+    for i, v in enumerate(got):
+        kind, text = ("document", docs[i // 2]) if i % 2 else ("query", QUERIES[i])
+        np.testing.assert_array_equal(v, encoder.encode([text], kind=kind))
+    assert {t for _, _, t in rec.calls} == {"ragfleet-batcher"}
+    assert sum(n for k, n, _ in rec.calls if k == "document") == 3
+    assert sum(batcher.batch_sizes) == 3  # the metric counts query batches only
+    bulk = [f"document {i}" for i in range(5)]  # more than max_batch: straight through
+    batcher.encode(bulk, kind="document")
+    assert rec.calls[-1] == ("document", 5, threading.current_thread().name)
+    batcher.close()
+
+
 def test_documents_pass_through_and_errors_reach_the_caller(encoder: Any) -> None:
     counting = CountingEncoder(encoder)
     batcher = BatchingEncoder(counting, max_batch=4, max_wait_ms=1)
+    many = [f"doc {i}" for i in range(5)]
     np.testing.assert_array_equal(
-        batcher.encode(["a doc"], kind="document"), encoder.encode(["a doc"], kind="document")
+        batcher.encode(many, kind="document"), encoder.encode(many, kind="document")
     )
-    assert batcher.batch_sizes == [] and counting.calls == [("document", 1)]
+    assert batcher.batch_sizes == [] and counting.calls == [("document", 5)]
     assert batcher.encode([], kind="query").shape == (0, encoder.dim)
     with pytest.raises(InputError, match="not one string"):
         batcher.encode("bare string", kind="query")

@@ -103,3 +103,22 @@ def test_result_cache_hits_are_served_and_counted(collection_factory: Any, keys:
     assert second["hits"] == first["hits"]
     assert 'ragfleet_cache_requests_total{endpoint="search",result="hit"} 1.0' in text
     assert 'ragfleet_cache_requests_total{endpoint="search",result="miss"} 1.0' in text
+
+
+def test_answer_sentences_share_the_batcher_and_are_restored(
+    collection_factory: Any, keys: Keys
+) -> None:
+    """While serving, /ask's extractive encodes through the micro-batcher (one model call at
+    a time); when the server stops, every encoder is the collection's own again."""
+    from ragfleet.generate.extractive import Extractive
+    from ragfleet.serve.batching import BatchingEncoder
+
+    col = collection_factory(shards=2)
+    with serve({"demo": col}, keys) as c:
+        svc = c.app.state.service  # type: ignore[attr-defined]
+        gen = svc.pipelines["demo"].generator
+        assert isinstance(gen, Extractive) and isinstance(gen.encoder, BatchingEncoder)
+        body = {"question": "Which team won Super Bowl 50?", "budget_ms": 5000}
+        r = c.post("/v1/collections/demo/ask", json=body, headers=keys.header("read"))
+        assert r.status_code == 200 and r.json()["citations"]
+    assert gen.encoder is col.encoder and col.searcher.encoder is col.encoder
