@@ -48,7 +48,7 @@ class ExtractiveConfig:
     sentences: int = 1
     dense_weight: float = 1.0
     dense_shortlist: int = 4
-    dense_prior_ms: float = 50.0
+    dense_prior_ms: float = 100.0
     rank_prior: float = 0.2
     prompt: PromptConfig = field(
         default_factory=lambda: PromptConfig(budget_tokens=2048, max_passages=5)
@@ -109,7 +109,9 @@ class Extractive:
     def generate(
         self, query: str, hits: Sequence[Hit], *, timeout_ms: float | None = None
     ) -> Answer:
-        """The best ``config.sentences`` sentences, each followed by its ``[n]``."""
+        """The best ``config.sentences`` sentences, each followed by its ``[n]``. When the
+        dense term is left out because it does not fit ``timeout_ms``, the answer is marked
+        ``truncated`` (it was chosen with less evidence because of the deadline)."""
         check_query(query)
         t0 = time.perf_counter()
         passages = build_prompt(query, hits, self.counter, self.config.prompt).passages
@@ -117,7 +119,8 @@ class Extractive:
         if not sentences:
             return Answer("", (), passages, self.name, {"generate": _ms(t0)})
         left = None if timeout_ms is None else timeout_ms - (time.perf_counter() - t0) * 1e3
-        scores = self.score(query, sentences, dense=self.dense_fits(left))
+        dense = self.dense_fits(left)
+        scores = self.score(query, sentences, dense=dense)
         best = sorted(np.argsort(-scores, kind="stable")[: self.config.sentences])
         chosen = [sentences[int(i)] for i in best]
         text = " ".join(f"{s.text} [{s.n}]" for s in chosen)
@@ -126,7 +129,9 @@ class Extractive:
             if all(c.n != s.n for c in citations):
                 h = passages[s.n - 1]
                 citations.append(Citation(s.n, h.chunk_id, h.doc_id, (s.start, s.end)))
-        return Answer(text, tuple(citations), passages, self.name, {"generate": _ms(t0)})
+        cut = not dense and self.encoder is not None and self.config.dense_weight > 0
+        timings = {"generate": _ms(t0)}
+        return Answer(text, tuple(citations), passages, self.name, timings, truncated=cut)
 
     def dense_fits(self, left_ms: float | None) -> bool:
         """Whether the ``λ·cos`` term fits ``left_ms``: its p95 over the last runs (before

@@ -126,6 +126,7 @@ def test_dense_term_reads_only_the_shortlist_and_respects_the_timeout() -> None:
     before = enc.texts
     b = gen.generate("Where was Super Bowl 50 played?", hs, timeout_ms=0.001)
     assert enc.texts == before and "Levi's Stadium" in b.text
+    assert b.truncated and not a.truncated  # the deadline cut the dense term
     assert not gen.dense_fits(0.001) and gen.dense_fits(None)
     with pytest.raises(ConfigError):
         ExtractiveConfig(sentences=3, dense_shortlist=2)
