@@ -2,8 +2,11 @@
 
 Runs, in one process over one collection:
   1. hybrid + extractive (the baseline): context recall@5, citation precision, EM/F1;
-  2. hybrid + MaxSim rerank(top-20) + extractive under a generous budget: p99 per stage;
-  3. the same under a tight budget: every response must end within budget + 10 %;
+  2. hybrid + MaxSim rerank(top-20) + extractive under a budget with room for it (5 s):
+     p99 per stage;
+  3. the same under tight budgets (250 ms: rerank cannot fit; 1000 ms: it is shortened),
+     on a fresh pipeline warmed up once: every response must end within budget + 10 %
+     (the very first, cold request, planned from priors only, is reported apart);
   4. hybrid + llama (gemma-3 270M) on a smaller sample: EM/F1, citation precision.
 
     python benchmarks/qa_squad.py            # 500 questions (llama: 100)
@@ -21,19 +24,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DATA, RESULTS, write_json
 
 
 def tight_run(pipeline: Any, items: list[Any], budget_ms: float) -> dict[str, Any]:
     """Ask every question under ``budget_ms``; how late was the latest response?"""
-    totals, degraded = [], 0
+    totals, degraded, reranked = [], 0, []
     for it in items:
         r = pipeline.ask(it.question, budget_ms=budget_ms)
         totals.append(r.timings_ms["total"])
         degraded += bool(r.degraded)
+        reranked.append(sum("rerank" in h.ranks for h in r.hits))
     worst = max(totals)
     return {
+        "p99_total_ms": float(np.percentile(totals, 99)),
+        "mean_reranked_of_top5": float(np.mean(reranked)),
         "budget_ms": budget_ms,
         "n": len(totals),
         "max_total_ms": worst,
@@ -54,7 +62,10 @@ def main() -> None:
         "--rerank-n", type=int, default=None, help="questions for runs 2-3 (default --n)"
     )
     ap.add_argument("--budget-ms", type=float, default=1000.0)
-    ap.add_argument("--tight-budget-ms", type=float, default=250.0)
+    ap.add_argument(
+        "--rerank-budget-ms", type=float, default=5000.0, help="room for a full top-20 rerank"
+    )
+    ap.add_argument("--tight-budget-ms", default="250,1000", help="budgets of the deadline runs")
     ap.add_argument("--no-llama", action="store_true")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
@@ -83,16 +94,29 @@ def main() -> None:
         rr = Pipeline(
             col,
             MaxSimReranker(),
-            Extractive(),
-            PipelineConfig(budget_ms=args.budget_ms, rerank_candidates=20, top_n=5),
+            Extractive(encoder=col.encoder),
+            PipelineConfig(budget_ms=args.rerank_budget_ms, rerank_candidates=20, top_n=5),
         )
         sub = items[:: max(1, len(items) // rerank_items_n)][:rerank_items_n]
         qa = evaluate_qa(rr, sub, k=5).to_dict()
         report["maxsim_extractive"] = {**qa, "n": len(sub)}
-        report["budget_table"] = budget_table(qa["latency_ms"], args.budget_ms)
+        report["budget_table"] = budget_table(qa["latency_ms"], args.rerank_budget_ms)
         _show("hybrid+maxsim(20)+extractive", qa)
-        report["tight"] = tight_run(rr, sub, args.tight_budget_ms)
-        print("tight budget:", report["tight"], flush=True)
+        report["tight"] = []
+        for budget in (float(b) for b in args.tight_budget_ms.split(",")):
+            # a fresh pipeline: its very first request plans from priors only (a one-shot
+            # `ragfleet ask`); then warm_up() (what a server does before it is ready)
+            fresh = Pipeline(
+                col,
+                rr.reranker,
+                Extractive(encoder=col.encoder),
+                PipelineConfig(budget_ms=budget, rerank_candidates=20, top_n=5),
+            )
+            first = fresh.ask(sub[0].question, budget_ms=budget).timings_ms["total"]
+            fresh.warm_up(sub[0].question)
+            run = tight_run(fresh, sub, budget)
+            report["tight"].append({**run, "cold_first_total_ms": first})
+            print("deadline run:", report["tight"][-1], flush=True)
         if args.no_llama or importlib.util.find_spec("llama_cpp") is None:
             report["llama"] = {"skipped": "llama-cpp-python not installed or --no-llama"}
         else:

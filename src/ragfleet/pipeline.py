@@ -10,11 +10,12 @@ configured prior), in this order, as the budget shrinks:
    per call and ``r̂`` the reranker's p99 per candidate;
 2. skip rerank when ``n < min_rerank_candidates``;
    while it runs, rerank scores its candidates in batches and checks the clock before
-   each: the next batch takes candidates only while ``ĉ · Σ chars ≤ left − ĝ`` (``ĉ``:
-   the p99 cost per character of passage text, since a model's cost grows with its
-   input), and when not even one fits, rerank ends early (the scored prefix is
-   reordered, the rest keeps its search order) — the deadline holds even when ``r̂`` was
-   a bad guess;
+   each: the next batch takes candidates only while ``ĉ · size · longest ≤ left − ĝ``
+   (``ĉ``: the p99 cost per character of a padded batch, since a model pads a batch to
+   its longest text; half the room only, until three batches were observed), and when
+   not even one fits, rerank ends early (the scored prefix
+   is reordered, the rest keeps its search order) — the deadline holds even when ``r̂``
+   was a bad guess;
 3. fall back from an expensive generator to the extractive one when ``left < ĝ``;
 4. skip generation when nothing is left (the hits are still returned).
 
@@ -39,6 +40,7 @@ from ragfleet.rerank.base import Reranker, passage_text, reorder
 from ragfleet.types import Hit, Mode
 
 STAGES = ("embed", "search", "rerank", "generate")
+TRUSTED_AFTER = 3  # rerank batches observed before a batch may use all the room left
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,12 @@ class CostModel:
     def observed(self, stage: str) -> bool:
         """Whether ``stage`` has at least one observation (else :meth:`estimate` is the
         prior)."""
+        return self.count(stage) > 0
+
+    def count(self, stage: str) -> int:
+        """How many observations of ``stage`` the window holds."""
         with self._lock:
-            return bool(self._samples.get(stage))
+            return len(self._samples.get(stage, ()))
 
     def estimate(self, stage: str) -> float:
         """The ``quantile`` of the recent costs of ``stage`` (the prior before any)."""
@@ -281,8 +287,8 @@ class Pipeline:
         self, reranker: Reranker, q: str, head: list[Hit], clock: _Clock
     ) -> list[float]:
         """Scores for a prefix of ``head``, computed in batches that each must fit the
-        time left after generation (``ĉ · Σ chars ≤ left − ĝ``, ``ĉ`` re-estimated after
-        every batch), so a slow reranker ends early instead of overrunning. Before any
+        time left after generation (``ĉ · size · longest ≤ left − ĝ``, ``ĉ`` re-estimated
+        after every batch), so a slow reranker ends early instead of overrunning. Before any
         observation the first batch is a single candidate: a probe of the real cost."""
         texts = [passage_text(h) for h in head]
         step = reranker.config.batch_size
@@ -293,11 +299,13 @@ class Pipeline:
                 size = 1
             else:
                 room = clock.left() - self.costs.estimate("generate")
+                if self.costs.count("rerank_char") < TRUSTED_AFTER:
+                    room /= 2  # an estimate from one or two batches is a rough one
                 per_char = self.costs.estimate("rerank_char")
-                size, need = 0, 0.0
+                size, longest = 0, 1
                 while size < step and done + size < len(texts):
-                    need += per_char * max(len(texts[done + size]), 1)
-                    if need > room:
+                    longest = max(longest, len(texts[done + size]))
+                    if per_char * (size + 1) * longest > room:
                         break
                     size += 1
                 if size == 0:
@@ -307,7 +315,7 @@ class Pipeline:
             out = reranker.score(q, batch)
             ms = (time.perf_counter() - t) * 1e3
             self.costs.observe("rerank", ms / len(batch))
-            self.costs.observe("rerank_char", ms / max(sum(map(len, batch)), 1))
+            self.costs.observe("rerank_char", ms / (len(batch) * max(map(len, batch), default=1)))
             if len(out) != len(batch):
                 raise InputError(f"{len(out)} rerank scores for {len(batch)} hits")
             scores.extend(float(x) for x in out)
