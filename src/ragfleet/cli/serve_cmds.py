@@ -44,6 +44,9 @@ def serve(
     batching: Annotated[bool, typer.Option(help="micro-batch query embeddings")] = True,
     batch_max: Annotated[int, typer.Option(help="queries per micro-batch")] = 32,
     batch_wait_ms: Annotated[float, typer.Option(help="longest wait for a batch")] = 2.0,
+    answer_dense: Annotated[
+        bool, typer.Option(help="/ask answers use the encoder too (better, ~80 ms slower)")
+    ] = False,
     trace_exporter: Annotated[str, typer.Option(help="none | console | otlp")] = "none",
     cache_mb: Annotated[int, typer.Option(help="in-process result cache, MiB (0: off)")] = 256,
     cache_url: Annotated[str | None, typer.Option(help="shared Redis result cache")] = None,
@@ -62,7 +65,7 @@ def serve(
             fail("TLS needs both --certfile and --keyfile")
         settings = ServeSettings(
             rate_per_s=rate, burst=burst, max_inflight=max_inflight, batching=batching,
-            batch_max=batch_max, batch_wait_ms=batch_wait_ms,
+            batch_max=batch_max, batch_wait_ms=batch_wait_ms, answer_dense=answer_dense,
             cors_origins=tuple(cors_origin or ()), trace_exporter=trace_exporter,  # type: ignore[arg-type]
             read_only=workers > 1, cache_bytes=cache_mb << 20, cache_url=cache_url,
         )  # fmt: skip

@@ -60,7 +60,10 @@ class Service:
         self.searchers = {name: _searcher(col, settings) for name, col in collections.items()}
         self.pipelines = dict(pipelines or {})
         for name, searcher in self.searchers.items():
-            self.pipelines.setdefault(name, Pipeline(searcher))
+            if name not in self.pipelines:
+                # answers without the dense term unless asked: see ServeSettings.answer_dense
+                gen = None if settings.answer_dense else Extractive()
+                self.pipelines[name] = Pipeline(searcher, generator=gen)
         self.metrics = ServeMetrics()
         self.limiter = RateLimiter(settings.rate_per_s, settings.burst)
         self.admission = Admission(settings.max_inflight)

@@ -114,7 +114,7 @@ def test_answer_sentences_share_the_batcher_and_are_restored(
     from ragfleet.serve.batching import BatchingEncoder
 
     col = collection_factory(shards=2)
-    with serve({"demo": col}, keys) as c:
+    with serve({"demo": col}, keys, answer_dense=True) as c:
         svc = c.app.state.service  # type: ignore[attr-defined]
         gen = svc.pipelines["demo"].generator
         assert isinstance(gen, Extractive) and isinstance(gen.encoder, BatchingEncoder)
@@ -122,3 +122,5 @@ def test_answer_sentences_share_the_batcher_and_are_restored(
         r = c.post("/v1/collections/demo/ask", json=body, headers=keys.header("read"))
         assert r.status_code == 200 and r.json()["citations"]
     assert gen.encoder is col.encoder  # restored (the searcher may be another server's)
+    with serve({"demo": col}, keys) as c:  # the default: lexical answers, no model time
+        assert c.app.state.service.pipelines["demo"].generator.encoder is None  # type: ignore[attr-defined]
