@@ -76,7 +76,12 @@ def main() -> None:
         from ragfleet.rerank.cross_encoder import CrossEncoderReranker
 
         methods["hybrid+cross-encoder"] = CrossEncoderReranker(args.cross_encoder, config)
-    report: dict[str, Any] = {"queries": len(queries), "candidates": args.candidates, "methods": {}}
+    report: dict[str, Any] = {
+        "queries": len(queries),
+        "candidates": args.candidates,
+        "host": {"cpu_count": os.cpu_count(), "loadavg_start": os.getloadavg()},
+        "methods": {},
+    }
     with Collection.open(args.collection) as col:
         for name, rr in methods.items():
             run, ms = run_method(col, queries, rr, args.candidates)
@@ -90,6 +95,7 @@ def main() -> None:
                 + (f"  rerank p50 {percentiles(ms)['p50']:.0f} ms" if ms else ""),
                 flush=True,
             )
+    report["host"]["loadavg_end"] = os.getloadavg()
     base = report["methods"]["hybrid"]["metrics"]["ndcg@10"]
     for m in report["methods"].values():
         m["delta_ndcg@10_vs_hybrid"] = m["metrics"]["ndcg@10"] - base
