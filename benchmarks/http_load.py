@@ -108,11 +108,12 @@ def load(url: str, key: str, queries: list[str], c: int, seconds: float, endpoin
 def in_process(col_path: Path, queries: list[str], seconds: float) -> dict[str, Any]:
     """Sequential ``Collection.search`` and ``Pipeline.ask``: per-call latency and QPS."""
     from ragfleet.collection import Collection
+    from ragfleet.generate.extractive import Extractive
     from ragfleet.pipeline import Pipeline
 
     out: dict[str, Any] = {}
     with Collection.open(col_path) as col:
-        pipe = Pipeline(col)
+        pipe = Pipeline(col, generator=Extractive())  # lexical answers, as the server's default
         calls = {"search": lambda q: col.search(q, k=10, mode="hybrid"),
                  "ask": lambda q: pipe.ask(q, budget_ms=1000)}  # fmt: skip
         for name, fn in calls.items():
