@@ -110,11 +110,9 @@ class BatchingEncoder:
             first = pending if pending is not None else self._queue.get()
             if first is None:
                 return
-            batch, pending, stop = self._collect(first)
+            batch, pending, stop = self._collect(first)  # stop: close() was called
             self._flush(batch)
             if stop:
-                if pending is not None:
-                    self._flush([pending])
                 return
 
     def _collect(self, first: _Item) -> tuple[list[_Item], _Item | None, bool]:
