@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 DEMO   := .demo/collection
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
-# llama-cpp-python compiles from source (~5 min); its LLaVA part is not needed.
-export CMAKE_ARGS := -DLLAVA_BUILD=OFF
+# llama-cpp-python compiles from source (~5 min) for a portable x86-64-v3 baseline, never for
+# this machine's CPU, and never from pip's wheel cache: scripts/install-llama.sh.
+LLAMA_VERSION := 0.3.36
 
 .PHONY: demo test lint typecheck unit bench clean
 
@@ -20,8 +21,9 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 # torch is pinned to the CPU wheel first so that sentence-transformers never pulls a CUDA build.
-$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+$(VENV)/.test-installed: pyproject.toml scripts/install-llama.sh | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
+	scripts/install-llama.sh $(BIN)/python $(LLAMA_VERSION)
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@ $(VENV)/.demo-installed
 
@@ -39,6 +41,8 @@ typecheck: $(VENV)/.test-installed
 
 # pytest's exit code 5 means "no tests collected": not a failure of the suite.
 unit: $(VENV)/.test-installed
+	scripts/install-llama.sh $(BIN)/python $(LLAMA_VERSION)
+	scripts/test-services.sh install
 	$(BIN)/pytest -q -p no:cacheprovider --durations=15 || [ $$? -eq 5 ]
 
 test: lint typecheck unit

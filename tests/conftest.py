@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import pytest
+
+from tests import services
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -16,6 +20,19 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "data" / "demo" / "corpus.jsonl"
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Stop the services an earlier run left behind (it was killed, or crashed natively),
+    and turn SIGTERM/SIGHUP into KeyboardInterrupt so that this run's fixtures stop theirs."""
+    for leftover in services.reap_stale():
+        print(f"stopped a test service left by an earlier run: {leftover}")
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
 
 
 def demo_docs(n: int) -> list:  # type: ignore[type-arg]

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests import services
 
 
 @pytest.fixture(scope="session")
@@ -22,12 +23,16 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
     logs = tmp_path_factory.mktemp("ray-logs")
     cluster = LocalRayCluster.start(workers=1, log_dir=logs)
+    for pid in cluster.pids:
+        services.record("ray-node", pid)
     try:
         ray.init(address=cluster.address, namespace="ragfleet-tests", log_to_driver=False)
         yield cluster
     finally:
         ray.shutdown()
         cluster.stop()
+        for pid in cluster.pids:
+            services.forget(pid)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests import services
 
 SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "redis-server.sh"
 
@@ -42,6 +43,7 @@ class RedisServer:
 
     def stop(self) -> None:
         subprocess.run([str(SCRIPT), "stop", str(self.pid), self.dir], check=False)
+        services.forget(self.pid)
 
 
 def _alive(pid: int) -> bool:
@@ -59,6 +61,7 @@ def _start(port: int | None) -> RedisServer:
     if done.returncode != 0:
         raise RuntimeError(done.stderr.strip() or f"exit status {done.returncode}")
     p, pid, d = done.stdout.split()
+    services.record("redis-server", int(pid))  # daemonised: it leads its own session
     return RedisServer(int(p), int(pid), d)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests import services
 
 from ragfleet.errors import ConfigError, DeadlineExceeded, RagfleetError
 from ragfleet.generate.openai import OpenAIConfig, OpenAIGenerator, parse_event
@@ -68,7 +69,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        start_new_session=True,
     )
+    services.record("llama-server", proc.pid)
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 120
@@ -84,8 +87,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
+        services.stop_group(proc.pid, grace_s=30)
         proc.wait(timeout=30)
+        services.forget(proc.pid)
         log.close()
 
 
