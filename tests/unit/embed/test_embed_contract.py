@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -147,10 +148,28 @@ def test_verify_refuses_tampered_probe_vectors(
     tampered = dataclasses.replace(pinned, probes=((text, flipped), *rest))
     with pytest.raises(EmbeddingContractError) as info:
         tampered.verify(onnx_encoder)
-    assert repr(text) in str(info.value)
-    assert f"{cos:.6f}" in str(info.value)
+    message = str(info.value)
+    assert repr(text) in message
+    # the cosine the message reports is the one computed, within float noise across CPUs
+    reported = re.search(r"cosine (-?\d+\.\d+) <", message)
+    assert reported is not None, message
+    assert float(reported.group(1)) == pytest.approx(cos, abs=1e-3)
     assert pinned.fingerprint() in str(info.value)
     tampered.verify(onnx_encoder, min_cosine=-1.0)
+
+
+@pytest.mark.model
+def test_probes_alone_refuse_the_nearest_other_model(
+    pinned: EmbeddingContract, onnx_encoder: Encoder, torch_encoder: Encoder
+) -> None:
+    """The fp32 build of the same network re-encodes the probes at cosine ~0.9995: close,
+    but below the threshold, so even a contract whose model fields were forged to match
+    is refused by its probes."""
+    theirs = dataclasses.replace(torch_encoder.contract, chunker=pinned.chunker)
+    forged = dataclasses.replace(pinned, probes=theirs.with_probes(torch_encoder).probes)
+    with pytest.raises(EmbeddingContractError, match=r"cosine 0\.999"):
+        forged.verify(onnx_encoder)
+    pinned.verify(onnx_encoder)  # while the collection's own probes pass
 
 
 def test_model_fields_are_every_field_but_chunker_and_probes() -> None:
