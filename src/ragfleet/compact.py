@@ -41,7 +41,7 @@ _NO_AUTO_CHECKPOINT = CheckpointPolicy(max_wal_bytes=2**62, max_batches=2**62)
 
 def tombstone_ratio(shard: Shard) -> float:
     """``(rows - live rows) / rows`` of a shard (0 for an empty one)."""
-    n_rows, n_live, _ = shard.docstore.counts()
+    n_rows, n_live = shard.rows.n_rows, shard.rows.n_live
     return (n_rows - n_live) / n_rows if n_rows else 0.0
 
 
@@ -80,7 +80,7 @@ def compact_shard(col: Collection, i: int, batch_docs: int = 256) -> None:
         doc_ids = sorted(shard.doc_hashes())
         step = len(doc_ids) if fresh.dense.needs_training else batch_docs  # train on all
         for start in range(0, len(doc_ids), max(1, step)):
-            chunks = shard.docstore.chunks_of(doc_ids[start : start + step])
+            chunks = shard.chunks_of(doc_ids[start : start + step])
             vectors = _vectors(col, shard, chunks)
             fresh.write([stored_record(c, v) for c, v in zip(chunks, vectors, strict=True)])
         fresh.checkpoint()

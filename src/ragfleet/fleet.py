@@ -27,7 +27,7 @@ from ragfleet.embed.base import Encoder
 from ragfleet.embed.registry import load_encoder
 from ragfleet.errors import CollectionError, ConfigError
 from ragfleet.index.dense import set_omp_threads
-from ragfleet.index.shard import Shard
+from ragfleet.index.shard import Shard, resolve_shard_dir
 from ragfleet.index.sparse.analyzer import Analyzer
 from ragfleet.search.searcher import Router, Searcher, SearchRequest
 from ragfleet.types import Mode, Results
@@ -148,7 +148,8 @@ class Fleet:
 def _local_shard(
     path: Path, shard_id: int, config: CollectionConfig, dim: int, fingerprint: str
 ) -> ShardClient:
-    return Shard(path / f"shard-{shard_id:03d}", shard_id, config, dim, fingerprint, durable=False)
+    d = resolve_shard_dir(path / f"shard-{shard_id:03d}")
+    return Shard(d, shard_id, config, dim, fingerprint, read_only=True)
 
 
 def _closer(clients: Sequence[ShardClient]) -> Callable[[], None]:

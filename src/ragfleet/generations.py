@@ -11,10 +11,15 @@ The root generation is listed as ``root``. Swapping generations is one atomic re
 pointer or the new one, never neither. A generation without ``READY`` is being built:
 ``ragfleet reindex`` (:func:`reindex`) resumes it. ``gc`` removes every generation but
 the current one and any still building.
+
+Reindex and gc are writes: they take the collection's writer lock (one writer per
+collection), so they are refused while another process — a server, an ingest — writes to
+it, instead of racing it and losing the writes that land in the old generation.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -24,10 +29,13 @@ from typing import TYPE_CHECKING
 
 from ragfleet.errors import CollectionError
 from ragfleet.index.atomic import atomic_write_bytes, fsync_dir
+from ragfleet.index.lock import WriterLock
 
 if TYPE_CHECKING:
-    from ragfleet.collection import Collection
+    from ragfleet.collection import Collection, CollectionInfo
+    from ragfleet.embed.base import Encoder
     from ragfleet.index.docstore import NewChunk
+    from ragfleet.index.shard import Shard
 
 CURRENT = "CURRENT"
 READY = "READY"
@@ -146,7 +154,13 @@ def gc_generations(root: Path) -> list[str]:
 
     A generation being built is kept (a reindex resumes it). For the root generation its
     ``collection.json`` and ``shard-NNN/`` directories are removed, the rest stays.
+    Takes the writer lock (refused while another process writes).
     """
+    with WriterLock.acquire(root):
+        return _gc(root)
+
+
+def _gc(root: Path) -> list[str]:
     removed = []
     for g in list_generations(root):
         if g.state != "ready":
@@ -174,7 +188,9 @@ class ReindexReport:
     seconds: float
 
 
-def reindex(root: Path, encoder_name: str, *, batch_docs: int = 64) -> ReindexReport:
+def reindex(
+    root: Path, encoder_name: str, *, batch_docs: int = 64, lock: WriterLock | None = None
+) -> ReindexReport:
     """Build a generation of the collection at ``root`` under encoder ``encoder_name``
     beside the live one, verify it, then swap ``CURRENT`` to it.
 
@@ -184,62 +200,84 @@ def reindex(root: Path, encoder_name: str, *, batch_docs: int = 64) -> ReindexRe
     being built, skipping documents already copied (same doc hash). Verification: equal
     document and chunk counts, and a sample of chunks each retrieved as its own nearest
     neighbour by its freshly embedded text (the probe vectors of the contract are checked
-    when the generation is opened). The live generation is only read, never changed;
-    writes to it during a reindex make the counts differ: re-run to catch up.
+    when the generation is opened). The live generation is only read, never changed.
+    Takes the writer lock, or runs under ``lock`` when the caller holds it
+    (:meth:`Collection.reindex <ragfleet.collection.Collection.reindex>`).
     """
     import time
 
-    from ragfleet.collection import Collection, CollectionInfo
-    from ragfleet.config import EncoderConfig
+    from ragfleet.collection import CollectionInfo
     from ragfleet.embed.registry import load_encoder
 
     t0 = time.perf_counter()
-    old_path = current_generation(root)
-    old = CollectionInfo.read(old_path)
-    encoder = load_encoder(encoder_name)
-    name = building_generation(root) or next_generation(root)
-    target = root / name
-    if (target / "collection.json").is_file():
-        new = Collection.open(target, encoder=encoder, durable=False)
-    else:
-        shutil.rmtree(target, ignore_errors=True)  # a creation interrupted before its config
-        config = old.config.replace(encoder=EncoderConfig(encoder_name))
-        new = Collection.create(target, config, encoder=encoder, durable=False)
-    try:
-        embedded = _copy(old_path, old.config.sharding.n_shards, new, batch_docs)
-        new.checkpoint()
-        docs, chunks = _verify(old_path, old.config.sharding.n_shards, new)
-    finally:
-        new.close()
-    mark_ready(target)
-    swap_current(root, name)
+    with contextlib.nullcontext(lock) if lock is not None else WriterLock.acquire(root) as lock:
+        old_path = current_generation(root)
+        old = CollectionInfo.read(old_path)
+        encoder = load_encoder(encoder_name)
+        name = building_generation(root) or next_generation(root)
+        target = root / name
+        old_shards = read_only_shards(old_path, old)
+        try:
+            new = _open_target(target, old, encoder, encoder_name, lock)
+            try:
+                embedded = _copy(old_shards, new, batch_docs)
+                new.checkpoint()
+                docs, chunks = _verify(old_shards, new)
+            finally:
+                new.close()
+        finally:
+            for s in old_shards:
+                s.close()
+        mark_ready(target)
+        swap_current(root, name)
     return ReindexReport(name, docs, chunks, embedded, time.perf_counter() - t0)
 
 
-def _old_stores(old_path: Path, n_shards: int) -> list[Path]:
-    return [old_path / f"shard-{i:03d}" / "docs.sqlite" for i in range(n_shards)]
+def read_only_shards(path: Path, info: CollectionInfo) -> list[Shard]:
+    """The shards of the generation at ``path``, opened read-only (no encoder needed)."""
+    from ragfleet.index.shard import Shard, resolve_shard_dir
+
+    fingerprint, dim = info.contract.fingerprint(), info.contract.dim
+    shards: list[Shard] = []
+    try:
+        for i in range(info.config.sharding.n_shards):
+            d = resolve_shard_dir(path / f"shard-{i:03d}")
+            shards.append(Shard(d, i, info.config, dim, fingerprint, read_only=True))
+    except BaseException:
+        for s in shards:
+            s.close()
+        raise
+    return shards
 
 
-def _copy(old_path: Path, n_shards: int, new: Collection, batch_docs: int) -> int:
+def _open_target(
+    target: Path, old: CollectionInfo, encoder: Encoder, encoder_name: str, lock: WriterLock
+) -> Collection:
+    """The generation being built: resumed, or created beside the live one."""
+    from ragfleet.collection import Collection
+    from ragfleet.config import EncoderConfig
+
+    if (target / "collection.json").is_file():
+        return Collection.open(target, encoder=encoder, durable=False, _held_lock=lock)
+    shutil.rmtree(target, ignore_errors=True)  # a creation interrupted before its config
+    config = old.config.replace(encoder=EncoderConfig(encoder_name))
+    return Collection.create(target, config, encoder=encoder, durable=False, _held_lock=lock)
+
+
+def _copy(old_shards: list[Shard], new: Collection, batch_docs: int) -> int:
     """Re-embed every live document of the old generation the new one lacks (or holds
     under another hash); delete from the new one what the old one no longer has."""
-    from ragfleet.index.docstore import DocStore
-
     have = {d: h for s in new.shards for d, h in s.doc_hashes().items()}
     wanted: set[str] = set()
     embedded = 0
-    for db in _old_stores(old_path, n_shards):
-        store = DocStore(db)
-        try:
-            hashes = store.doc_hashes()
-            wanted |= set(hashes)
-            todo = sorted(d for d, h in hashes.items() if have.get(d) != h)
-            for i in range(0, len(todo), batch_docs):
-                chunks = store.chunks_of(todo[i : i + batch_docs])
-                _write_chunks(new, chunks)
-                embedded += len(todo[i : i + batch_docs])
-        finally:
-            store.close()
+    for shard in old_shards:
+        hashes = shard.doc_hashes()
+        wanted |= set(hashes)
+        todo = sorted(d for d, h in hashes.items() if have.get(d) != h)
+        for i in range(0, len(todo), batch_docs):
+            chunks = shard.chunks_of(todo[i : i + batch_docs])
+            _write_chunks(new, chunks)
+            embedded += len(todo[i : i + batch_docs])
     stale = sorted(set(have) - wanted)
     if stale:
         new.delete(stale)
@@ -265,19 +303,12 @@ def _write_chunks(new: Collection, chunks: list[NewChunk]) -> None:
         new.shards[shard].write(records)
 
 
-def _verify(old_path: Path, n_shards: int, new: Collection, sample: int = 8) -> tuple[int, int]:
+def _verify(old_shards: list[Shard], new: Collection, sample: int = 8) -> tuple[int, int]:
     """Counts equal, and sampled chunks find themselves; returns (documents, chunks)."""
-    from ragfleet.index.docstore import DocStore
     from ragfleet.writer import embed_input
 
-    n_docs = n_chunks = 0
-    for db in _old_stores(old_path, n_shards):
-        store = DocStore(db)
-        try:
-            _, live, docs = store.counts()
-        finally:
-            store.close()
-        n_docs, n_chunks = n_docs + docs, n_chunks + live
+    n_docs = sum(s.rows.n_docs for s in old_shards)
+    n_chunks = sum(s.rows.n_live for s in old_shards)
     stats = new.stats()
     if (stats["documents"], stats["chunks"]) != (n_docs, n_chunks):
         raise CollectionError(
@@ -286,7 +317,7 @@ def _verify(old_path: Path, n_shards: int, new: Collection, sample: int = 8) -> 
             "(was it written to meanwhile?); re-run `ragfleet reindex` to catch up"
         )
     for shard in new.shards:
-        for c in shard.docstore.live_chunks(limit=sample):
+        for c in shard.live_chunks(limit=sample):
             vec = new.encoder.encode([embed_input(c.title, c.text)], kind="document")
             _, rows = shard.dense.search(vec, 10)
             if c.row not in rows[0].tolist():

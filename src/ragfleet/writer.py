@@ -1,9 +1,15 @@
 """The write path from documents to shards (DESIGN.md §5).
 
-upsert(documents) → validate → skip unchanged documents (same document hash under the
-same contract) → chunk → embed what is new, in bulk → place each document on its shard
-→ one write batch per shard and round: the removal of a document's old chunks and the
-insertion of its new ones travel together, so a document is never half-replaced.
+upsert(documents) → validate (documents with no text are skipped and reported; other
+invalid documents refuse the whole call, or are skipped and reported with
+``skip_invalid``) → skip unchanged documents (same document hash under the same contract)
+→ chunk → embed what is new, in bulk, *outside the write lock* → place each document on
+its shard → under the write lock, one write batch per shard and round: the removal of a
+document's old chunks and the insertion of its new ones travel together, so a document is
+never half-replaced.
+
+A disk error part-way through a call is reported exactly: the documents of the batches
+already logged are durable, the rest were not applied (:class:`StorageError` says which).
 """
 
 from __future__ import annotations
@@ -12,7 +18,8 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field, replace
 from itertools import islice
 
 import numpy as np
@@ -20,7 +27,7 @@ import numpy as np
 from ragfleet.config import CollectionConfig
 from ragfleet.embed.base import Encoder
 from ragfleet.embed.bulk import embed_bulk
-from ragfleet.errors import InputError
+from ragfleet.errors import InputError, StorageError
 from ragfleet.index.shard import Shard
 from ragfleet.index.writebatch import ChunkRecord
 from ragfleet.ingest.chunking import make_chunker
@@ -31,12 +38,17 @@ Progress = Callable[[int, int], None]
 #: Embeds document texts (already formatted by :func:`embed_text`) into ``[n, d]`` vectors
 #: under the collection's encoder contract, e.g. on a Ray cluster (``cluster/ray_ingest.py``).
 Embedder = Callable[[list[str]], np.ndarray]
+#: Called between embedding batches; raises to cancel the call before anything is written.
+CancelCheck = Callable[[], None]
 MAX_DOC_CHARS = 5_000_000
+#: How many skipped documents a report names (it counts them all).
+SHOWN_SKIPPED = 10
 
 
 @dataclass(frozen=True)
 class IngestReport:
-    """What an upsert did."""
+    """What an upsert did. ``skipped`` names up to :data:`SHOWN_SKIPPED` skipped documents
+    with the reason (``documents_empty`` + ``documents_invalid`` count all of them)."""
 
     documents_seen: int
     documents_written: int
@@ -44,10 +56,21 @@ class IngestReport:
     documents_empty: int
     chunks_written: int
     seconds: float
+    documents_invalid: int = 0
+    skipped: tuple[tuple[str, str], ...] = field(default=())
 
     @property
     def chunks_per_s(self) -> float:
         return self.chunks_written / self.seconds if self.seconds > 0 else math.inf
+
+    def skipped_summary(self) -> str:
+        """``"2 skipped (no text: d1, d7)"`` or ``""``."""
+        n = self.documents_empty + self.documents_invalid
+        if not n:
+            return ""
+        shown = ", ".join(f"{d} ({why})" for d, why in self.skipped)
+        more = f", and {n - len(self.skipped)} more" if n > len(self.skipped) else ""
+        return f"{n} skipped: {shown}{more}"
 
 
 def embed_text(chunk: Chunk) -> str:
@@ -58,6 +81,15 @@ def embed_text(chunk: Chunk) -> str:
 def embed_input(title: str, text: str) -> str:
     """The encoder input of a chunk with ``title`` and ``text``: ``"{title} {text}"``."""
     return f"{title} {text}" if title else text
+
+
+@dataclass(frozen=True)
+class _Round:
+    """One round of documents, chunked and embedded, ready to write."""
+
+    todo: list[tuple[Document, str]]
+    chunks: list[Chunk]
+    vectors: np.ndarray
 
 
 class DocumentWriter:
@@ -84,16 +116,23 @@ class DocumentWriter:
         *,
         progress: Progress | None = None,
         embedder: Embedder | None = None,
+        locked: Callable[[], AbstractContextManager[object]] = nullcontext,
+        cancel: CancelCheck | None = None,
+        skip_invalid: bool = False,
+        max_chunks: int | None = None,
     ) -> IngestReport:
-        """Write ``docs`` (validated all-or-nothing first); ``progress(done, total)`` per round.
-        ``embedder`` replaces the in-process bulk embedding (same encoder, elsewhere)."""
+        """Write ``docs``; ``progress(done, total)`` per round. ``embedder`` replaces the
+        in-process bulk embedding (same encoder, elsewhere); ``locked()`` is entered around
+        each round's writes only (embedding runs outside it); ``cancel()`` is called between
+        embedding batches and may raise to stop before the round is written;
+        ``max_chunks`` refuses (InputError, before embedding) a call that would create more
+        chunks — all or nothing for calls of up to ``round_docs`` documents."""
         t0 = time.perf_counter()
+        docs, skipped, n_empty = validate_documents(list(docs), skip_invalid=skip_invalid)
         known: dict[str, str] = {}
         for s in self.shards:
             known.update(s.doc_hashes())
-        docs = list(docs)
-        validate_documents(docs)
-        seen = written = unchanged = empty = n_chunks = 0
+        seen = written = unchanged = n_chunks = 0
         total = len(docs)
         # An index that must be trained gets its shard's whole share in one first batch.
         round_size = total if self._needs_training() else self.round_docs
@@ -102,15 +141,47 @@ class DocumentWriter:
             hashes = [document_hash(d) for d in batch]
             todo = [(d, h) for d, h in zip(batch, hashes, strict=True) if known.get(d.doc_id) != h]
             unchanged += len(batch) - len(todo)
-            chunks = self.chunker.chunk_many([d for d, _ in todo])
-            empty += len(todo) - len({c.doc_id for c in chunks})
-            texts = [embed_text(c) for c in chunks]
-            vectors = self._embed(texts) if embedder is None or not texts else embedder(texts)
-            n_chunks += self._write(todo, chunks, vectors)
+            prepared = self._prepare(todo, embedder, cancel, max_chunks, n_chunks)
+            with locked():
+                n_chunks += self._write(prepared, written)
             written += len(todo)
             if progress is not None:
                 progress(seen, total)
-        return IngestReport(seen, written, unchanged, empty, n_chunks, time.perf_counter() - t0)
+        return IngestReport(
+            seen + len(skipped),
+            written,
+            unchanged,
+            n_empty,
+            n_chunks,
+            time.perf_counter() - t0,
+            documents_invalid=len(skipped) - n_empty,
+            skipped=tuple(skipped[:SHOWN_SKIPPED]),
+        )
+
+    def _prepare(
+        self,
+        todo: list[tuple[Document, str]],
+        embedder: Embedder | None,
+        cancel: CancelCheck | None,
+        max_chunks: int | None,
+        chunks_before: int,
+    ) -> _Round:
+        chunks = self.chunker.chunk_many([_chunkable(d) for d, _ in todo])
+        if max_chunks is not None and chunks_before + len(chunks) > max_chunks:
+            raise InputError(
+                f"these documents make {chunks_before + len(chunks):,} chunks, more than the "
+                f"{max_chunks:,} one call may create; split them into smaller calls"
+            )
+        texts = [embed_text(c) for c in chunks]
+        if cancel is not None:
+            cancel()
+        if not texts:
+            vectors = np.zeros((0, self.encoder.dim), dtype=np.float32)
+        elif embedder is not None:
+            vectors = embedder(texts)
+        else:
+            vectors = self._embed(texts, cancel)
+        return _Round(todo, chunks, vectors)
 
     def delete(self, doc_ids: Sequence[str]) -> int:
         by_shard: dict[int, list[str]] = {}
@@ -119,38 +190,67 @@ class DocumentWriter:
                 raise InputError(f"a doc_id must be a non-empty string, got {d!r}")
             by_shard.setdefault(self.place(d), []).append(d)
         existed = 0
-        for shard, ids in by_shard.items():
-            store = self.shards[shard].docstore
-            existed += sum(1 for d in ids if store.live_rows_of([d]))
-            self.shards[shard].write([], deletes=ids)
+        for shard, ids in sorted(by_shard.items()):
+            existed += self.shards[shard].count_live_docs(ids)
+            try:
+                self.shards[shard].write([], deletes=ids)
+            except StorageError as e:
+                done = sum(len(v) for s, v in by_shard.items() if s < shard)
+                raise _partial(e, done, len(doc_ids), "deleted") from e
         return existed
 
     def _needs_training(self) -> bool:
         return any(s.dense.needs_training and not s.dense.is_trained for s in self.shards)
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
+    def _embed(self, texts: list[str], cancel: CancelCheck | None) -> np.ndarray:
         return embed_bulk(
             self.encoder,
             texts,
             batch_tokens=self.config.encoder.batch_tokens,
             workers=self.config.encoder.workers,
+            progress=(lambda done, total: cancel()) if cancel is not None else False,
         )
 
-    def _write(
-        self, todo: list[tuple[Document, str]], chunks: list[Chunk], vectors: np.ndarray
-    ) -> int:
-        doc_hash = {d.doc_id: h for d, h in todo}
+    def _write(self, prepared: _Round, done_before: int) -> int:
+        """Write one prepared round, one batch per shard; on a disk error say exactly
+        which documents are durable."""
+        doc_hash = {d.doc_id: h for d, h in prepared.todo}
         per_shard: dict[int, list[ChunkRecord]] = {}
         deletes: dict[int, list[str]] = {}
-        for c, v in zip(chunks, vectors, strict=True):
+        for c, v in zip(prepared.chunks, prepared.vectors, strict=True):
             per_shard.setdefault(self.place(c.doc_id), []).append(_record(c, doc_hash[c.doc_id], v))
-        chunked = {c.doc_id for c in chunks}
-        for d, _ in todo:  # a document that is now empty still replaces its old chunks
+        chunked = {c.doc_id for c in prepared.chunks}
+        for d, _ in prepared.todo:  # a document that chunks to nothing replaces its old chunks
             if d.doc_id not in chunked:
                 deletes.setdefault(self.place(d.doc_id), []).append(d.doc_id)
+        docs_on = {s: len({r.doc_id for r in recs}) for s, recs in per_shard.items()}
+        written = done_before
         for shard in sorted(set(per_shard) | set(deletes)):
-            self.shards[shard].write(per_shard.get(shard, []), deletes.get(shard, []))
-        return len(chunks)
+            try:
+                self.shards[shard].write(per_shard.get(shard, []), deletes.get(shard, []))
+            except StorageError as e:
+                raise _partial(e, written, None, "written") from e
+            written += docs_on.get(shard, 0) + len(deletes.get(shard, []))
+        return len(prepared.chunks)
+
+
+def _partial(e: StorageError, done: int, total: int | None, verb: str) -> StorageError:
+    """The error of a call that failed after ``done`` documents were durably ``verb``."""
+    if done == 0:
+        return StorageError(f"{e}; nothing of this call was {verb}", applied=False)
+    of = f" of {total}" if total is not None else ""
+    return StorageError(
+        f"{e}; {done}{of} document(s) of this call were {verb} before it (durable), the "
+        "rest were not: fix the disk and repeat the call (finished documents are skipped)",
+        applied=None,
+    )
+
+
+def _chunkable(d: Document) -> Document:
+    """A document with a title but no body is indexed by its title."""
+    if d.text.strip() or not d.title.strip():
+        return d
+    return replace(d, text=d.title, title="")
 
 
 def _record(c: Chunk, doc_hash: str, vector: np.ndarray) -> ChunkRecord:
@@ -173,27 +273,56 @@ def _rounds(docs: list[Document], size: int) -> Iterator[list[Document]]:
         yield batch
 
 
-def validate_documents(docs: Sequence[Document]) -> None:
-    """All-or-nothing validation of a batch: every problem is reported, nothing is written.
+def validate_documents(
+    docs: Sequence[Document], *, skip_invalid: bool = False
+) -> tuple[list[Document], list[tuple[str, str]], int]:
+    """Split a batch into the documents to write and those skipped.
 
-    Rejects duplicate ids, non-string or empty ids, non-string text or title, text over
-    :data:`MAX_DOC_CHARS`, unpaired surrogates (text that is not valid UTF-8), and metadata
-    that is not a JSON object.
+    A document with no text (blank title and text) is skipped and reported, never an
+    error: real corpora have a few. Any other problem — a duplicate, non-string or empty
+    id, text that is not a string or not valid UTF-8 (an unpaired surrogate), text over
+    :data:`MAX_DOC_CHARS`, metadata that is not a JSON object — refuses the whole batch
+    with every problem listed (nothing is written), unless ``skip_invalid``, when those
+    documents are skipped and reported too.
+
+    Returns:
+        (documents to write, [(doc_id, reason)] of the skipped ones, how many had no text).
     """
     problems: list[str] = []
+    keep: list[Document] = []
+    skipped: list[tuple[str, str]] = []
+    n_empty = 0
     seen: set[str] = set()
     for i, d in enumerate(docs):
-        where = f"document {i} ({d.doc_id!r})"
+        why = list(_document_problems(d))
         if not isinstance(d.doc_id, str) or not d.doc_id.strip():
-            problems.append(f"document {i}: doc_id must be a non-empty string")
+            why.insert(0, "doc_id must be a non-empty string")
         elif d.doc_id in seen:
-            problems.append(f"{where}: duplicate doc_id in this batch")
-        seen.add(d.doc_id)
-        problems.extend(f"{where}: {p}" for p in _document_problems(d))
-    if problems:
+            why.insert(0, "duplicate doc_id in this batch")
+        else:
+            seen.add(d.doc_id)
+        if why:
+            problems.extend(f"document {i} ({d.doc_id!r}): {p}" for p in why)
+            skipped.append((str(d.doc_id), why[0]))
+        elif _is_empty(d):
+            n_empty += 1
+            skipped.append((d.doc_id, "no text"))
+        else:
+            keep.append(d)
+    if problems and not skip_invalid:
         shown = "; ".join(problems[:10])
         more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
-        raise InputError(f"{len(problems)} invalid document(s), nothing written: {shown}{more}")
+        raise InputError(
+            f"{len(problems)} invalid document(s), nothing written: {shown}{more} "
+            "(--skip-invalid writes the others and lists what it skipped)"
+        )
+    empties = [s for s in skipped if s[1] == "no text"]
+    others = [s for s in skipped if s[1] != "no text"]
+    return keep, empties + others, n_empty
+
+
+def _is_empty(d: Document) -> bool:
+    return not d.text.strip() and not d.title.strip()
 
 
 def _document_problems(d: Document) -> Iterator[str]:
@@ -202,8 +331,6 @@ def _document_problems(d: Document) -> Iterator[str]:
         if not isinstance(value, str):
             yield f"{name} must be a string, got {type(value).__name__}"
             continue
-        if name == "text" and not value.strip():
-            yield "text is empty"
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:

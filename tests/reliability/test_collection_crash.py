@@ -128,7 +128,7 @@ def _orphans(root: Path) -> int:
 def _stored(col: Collection) -> dict[str, list[tuple[str, str, str]]]:
     by_doc: dict[str, list[tuple[str, str, str]]] = {}
     for shard in col.shards:
-        for c in shard.docstore.live_chunks(limit=10**9):
+        for c in shard.live_chunks():
             by_doc.setdefault(c.doc_id, []).append((c.chunk_id, c.text, c.doc_hash))
     return {d: sorted(v) for d, v in by_doc.items()}
 

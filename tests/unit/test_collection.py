@@ -48,7 +48,7 @@ def test_bad_queries_raise_input_error(collection_factory, kwargs, message) -> N
 def test_reopen_gives_identical_results(collection_factory, encoder) -> None:  # type: ignore[no-untyped-def]
     col = collection_factory(4)
     before = col.search("Warsaw river", k=10).to_dict()["hits"]
-    again = Collection.open(col.path, encoder=encoder)
+    again = Collection.open(col.path, encoder=encoder, read_only=True)
     try:
         assert again.search("Warsaw river", k=10).to_dict()["hits"] == before
     finally:
@@ -60,7 +60,7 @@ def test_contract_mismatch_is_refused(collection_factory) -> None:  # type: igno
 
     col = collection_factory(1)
     with pytest.raises(EmbeddingContractError) as err:
-        Collection.open(col.path, encoder=load_encoder("minilm"))
+        Collection.open(col.path, encoder=load_encoder("minilm"), read_only=True)
     pinned = col.info.contract.fingerprint()
     assert pinned in str(err.value)
 
@@ -115,9 +115,45 @@ def test_invalid_batch_writes_nothing(fresh_collection) -> None:  # type: ignore
     with pytest.raises(InputError) as err:
         col.upsert(bad)
     message = str(err.value)
-    for expected in ("duplicate doc_id", "text is empty", "not JSON", "not valid UTF-8"):
+    for expected in ("duplicate doc_id", "not JSON", "not valid UTF-8", "--skip-invalid"):
         assert expected in message
+    assert "empty" not in message  # a document with no text is skipped, not invalid
     assert col.stats()["documents"] == 0
+
+
+def test_skip_invalid_writes_the_rest_and_reports_what_it_skipped(fresh_collection) -> None:  # type: ignore[no-untyped-def]
+    col = fresh_collection
+    docs = [
+        Document("ok", "fine text"),
+        Document("ok", "duplicate id"),
+        Document("empty", "  "),
+        Document("title-only", "", title="Warsaw"),
+        Document("surrogate", "bad \udc80 text"),
+    ]
+    report = col.upsert(docs, skip_invalid=True)
+    assert (report.documents_written, report.documents_empty, report.documents_invalid) == (
+        2,
+        1,
+        2,
+    )
+    assert dict(report.skipped) == {
+        "empty": "no text",
+        "ok": "duplicate doc_id in this batch",
+        "surrogate": "text is not valid UTF-8 (unpaired surrogate)",
+    }
+    assert sorted(col.doc_ids()) == ["ok", "title-only"]
+    assert col.search("Warsaw", k=1, mode="sparse").hits[0].doc_id == "title-only"
+
+
+def test_documents_with_no_text_are_skipped_and_reported(fresh_collection) -> None:  # type: ignore[no-untyped-def]
+    """A real corpus with a few empty documents (Cranfield has 2 of 1,400) is ingested."""
+    col = fresh_collection
+    docs = [Document(f"d{i}", f"document number {i} about rivers") for i in range(5)]
+    docs += [Document("blank-1", ""), Document("blank-2", " \n ", title="  ")]
+    report = col.upsert(docs)
+    assert report.documents_written == 5 and report.documents_empty == 2
+    assert report.skipped_summary() == "2 skipped: blank-1 (no text), blank-2 (no text)"
+    assert len(col.doc_ids()) == 5
 
 
 def test_metadata_filter_prefilters_both_signals(fresh_collection) -> None:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@ atomically, reload between queries, list and gc (real int8 and torch MiniLM enco
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -52,7 +53,7 @@ def test_a_collection_without_generations_is_its_own_root(built: Path) -> None:
 
 @pytest.mark.slow
 def test_reindex_to_the_torch_model_swaps_between_queries(built: Path, encoder: Any) -> None:
-    col = Collection.open(built, encoder=encoder)
+    col = Collection.open(built, encoder=encoder, read_only=True)  # a server's reader
     old_fp = col.info.contract.fingerprint()
     before = {q: _hits(col.search(q, k=5, mode="dense")) for q in QUERIES}
     report = gens.reindex(built, "minilm")
@@ -112,6 +113,19 @@ def test_reindex_resumes_where_it_stopped(
     report = gens.reindex(built, "minilm-int8", batch_docs=5)
     assert (report.generation, report.documents_embedded) == ("gen-000002", N_DOCS - 10)
     assert gens.current_name(built) == "gen-000002"
+
+
+def test_reindex_and_gc_are_refused_while_another_writer_holds_the_collection(
+    built: Path, encoder: Any
+) -> None:
+    from ragfleet.errors import CollectionLockedError
+
+    with Collection.open(built, encoder=encoder):
+        with pytest.raises(CollectionLockedError, match=f"process {os.getpid()}"):
+            gens.reindex(built, "minilm-int8")
+        with pytest.raises(CollectionLockedError):
+            gens.gc_generations(built)
+    assert gens.current_name(built) == "root" and gens.building_generation(built) is None
 
 
 def test_gc_removes_old_generations_and_the_cli_lists_them(built: Path, encoder: Any) -> None:

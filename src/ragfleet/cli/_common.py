@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -19,13 +20,35 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+#: Errors from the disk or the OS a user can act on: one line, exit 2, never a traceback.
+_DISK_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EMFILE: "too many open files (raise `ulimit -n`)",
+    errno.ENFILE: "too many open files in the system",
+    errno.EACCES: "permission denied",
+    errno.EIO: "an I/O error from the device",
+}
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn ragfleet errors into a one-line message and exit code 2."""
+    """Turn ragfleet errors, and the disk errors a user can act on, into a one-line
+    message and exit code 2."""
     try:
         yield
     except RagfleetError as e:
-        fail(str(e))
+        fail(_one_line(str(e)))
+    except OSError as e:
+        if e.errno not in _DISK_ERRNOS:
+            raise
+        where = f" ({e.filename})" if e.filename else ""
+        fail(f"{_DISK_ERRNOS[e.errno]}{where}: {e.strerror}")
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
 
 
 def print_json(obj: Any) -> None:

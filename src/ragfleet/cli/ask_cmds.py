@@ -90,7 +90,7 @@ def ask(
     """Answer QUESTION from COLLECTION with citations, within a latency budget."""
     from ragfleet.collection import Collection
 
-    with user_errors(), Collection.open(collection) as col:
+    with user_errors(), Collection.open(collection, read_only=True) as col:
         p = make_pipeline(col, budget_ms, reranker, generator, base_url, model, top_n)
         r = p.ask(question)
     if as_json:
@@ -130,7 +130,10 @@ def budget(
     with user_errors():
         qs = read_questions(queries)[:n]
         lat = StageLatencies()
-        with Collection.open(collection) as col, progress_bar("asking", quiet) as bar:
+        with (
+            Collection.open(collection, read_only=True) as col,
+            progress_bar("asking", quiet) as bar,
+        ):
             p = make_pipeline(col, budget_ms, reranker, generator, base_url, model)
             for i, q in enumerate(qs, start=1):
                 lat.add(p.ask(q).timings_ms)
@@ -220,7 +223,7 @@ def train_reranker(
             if not col_dir.exists():
                 with progress_bar("indexing for mining", quiet) as bar:
                     Collection.build(col_dir, load_beir_corpus(data), progress=bar).close()
-            with Collection.open(col_dir) as col:
+            with Collection.open(col_dir, read_only=True) as col:
                 groups = t.mine_groups(
                     col, load_beir_queries(data), load_qrels(data, split), corpus, config
                 )
@@ -257,7 +260,10 @@ def eval_qa(
         if build and not collection.exists():
             with progress_bar("embedding", quiet) as bar:
                 Collection.build(collection, load_beir_corpus(data_dir), progress=bar).close()
-        with Collection.open(collection) as col, progress_bar("asking", quiet) as bar:
+        with (
+            Collection.open(collection, read_only=True) as col,
+            progress_bar("asking", quiet) as bar,
+        ):
             p = make_pipeline(col, budget_ms, reranker, generator, base_url, model, max(k, 5))
             report = evaluate_qa(p, items, k=k, progress=bar).to_dict()
     report["settings"].update({"reranker": reranker, "generator": generator})

@@ -43,6 +43,13 @@ def ingest(
     sync: Annotated[
         bool, typer.Option("--sync", help="also delete documents absent from SOURCE")
     ] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option("--allow-empty", help="with --sync: an empty SOURCE deletes everything"),
+    ] = False,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="write the valid documents, list the rest")
+    ] = False,
     ray: Annotated[bool, typer.Option("--ray", help="embed on a Ray cluster (Ray Data)")] = False,
     address: Annotated[
         str | None, typer.Option(help="Ray address (default: `cluster up`'s)")
@@ -51,11 +58,17 @@ def ingest(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Build a collection from SOURCE, or add to it incrementally if it exists."""
+    from ragfleet.cli.write_cmds import load_source, skipped_note
     from ragfleet.collection import Collection
-    from ragfleet.ingest import load_documents
+    from ragfleet.errors import EmptyCorpusError
 
     with user_errors():
-        docs = list(load_documents(source, format=format))
+        docs, unreadable = load_source(source, format, skip_invalid)
+        if sync and not docs and not allow_empty:
+            raise EmptyCorpusError(
+                f"{source} holds no documents, and --sync would delete every document of "
+                f"{collection}; pass --allow-empty if that is what you want"
+            )
         if collection.exists():
             _refuse_new_options(shards, index, encoder, chunker)
             with Collection.open(collection) as col, progress_bar("embedding", quiet) as bar:
@@ -64,7 +77,9 @@ def ingest(
                     if ray
                     else None
                 )
-                report = col.upsert(docs, progress=bar, embedder=embedder)
+                report = col.upsert(
+                    docs, progress=bar, embedder=embedder, skip_invalid=skip_invalid
+                )
                 stale = sorted(set(col.doc_ids()) - {d.doc_id for d in docs}) if sync else []
                 if stale:
                     col.delete(stale)
@@ -76,12 +91,16 @@ def ingest(
                 else None
             )
             with progress_bar("embedding", quiet) as bar:
-                Collection.build(collection, docs, config, progress=bar, embedder=embedder).close()
-            with Collection.open(collection) as col:
-                report_stats = col.stats()
+                built = Collection.build(
+                    collection, docs, config, progress=bar, embedder=embedder,
+                    skip_invalid=skip_invalid,
+                )  # fmt: skip
+            with built:
+                report_stats = built.stats()
             typer.echo(
                 f"built {collection}: {report_stats['documents']} documents, "
-                f"{report_stats['chunks']} chunks, {len(report_stats['shards'])} shard(s)",
+                f"{report_stats['chunks']} chunks, {len(report_stats['shards'])} shard(s)"
+                + skipped_note(built.last_report, unreadable),
                 err=True,
             )
             return
@@ -89,7 +108,8 @@ def ingest(
         f"{collection}: {report.documents_written} written, "
         f"{report.documents_unchanged} unchanged, "
         f"{len(stale)} deleted, "
-        f"{report.chunks_written} chunks in {report.seconds:.1f}s",
+        f"{report.chunks_written} chunks in {report.seconds:.1f}s"
+        + skipped_note(report, unreadable),
         err=True,
     )
 
@@ -193,7 +213,7 @@ def _search_local(
 ) -> Any:
     from ragfleet.collection import Collection
 
-    with Collection.open(collection) as col:
+    with Collection.open(collection, read_only=True) as col:
         if cache_url is None:
             return col.search(query, **params)
         from ragfleet.cache.factory import cache_backend
@@ -218,7 +238,7 @@ def stats(collection: Dir, as_json: Annotated[bool, typer.Option("--json")] = Fa
     """Show a collection's documents, chunks, shards and contract."""
     from ragfleet.collection import Collection
 
-    with user_errors(), Collection.open(collection) as col:
+    with user_errors(), Collection.open(collection, read_only=True) as col:
         info = col.stats()
     if as_json:
         print_json(info)
@@ -242,7 +262,7 @@ def demo(
     from ragfleet.collection import Collection
     from ragfleet.pipeline import Pipeline
 
-    with user_errors(), Collection.open(collection) as col:
+    with user_errors(), Collection.open(collection, read_only=True) as col:
         qs = [q.strip() for q in questions.read_text("utf-8").splitlines() if q.strip()]
         pipeline = Pipeline(col)
         pipeline.ask(qs[0], budget_ms=budget_ms)  # warm-up: first call pays lazy initialisation

@@ -53,7 +53,7 @@ def beir(
         queries, qrels = load_beir_queries(data_dir), load_qrels(data_dir, split)
         if build and not collection.exists():
             _build(collection, data_dir, shards, index, encoder, quiet)
-        with Collection.open(collection) as col:
+        with Collection.open(collection, read_only=True) as col:
             reports = {m: evaluate_beir(col, queries, qrels, mode=m, k=k).to_dict() for m in modes}  # type: ignore[arg-type]
     result: dict[str, Any] = reports[modes[0]] if len(modes) == 1 else {"compare": reports}
     if out is not None:

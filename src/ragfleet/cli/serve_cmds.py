@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -33,12 +36,19 @@ def serve(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8080,
     workers: Annotated[int, typer.Option(help="worker processes (>1: read-only)")] = 1,
+    read_only: Annotated[
+        bool,
+        typer.Option("--read-only", help="serve beside another writer: refuse writes (409)"),
+    ] = False,
     certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM)")] = None,
     keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
     cors_origin: Annotated[
         list[str] | None, typer.Option(help="allowed origin, repeatable")
     ] = None,
     max_inflight: Annotated[int, typer.Option(help="requests in flight before 429")] = 64,
+    max_request_chunks: Annotated[
+        int, typer.Option(help="most chunks one upsert request may create")
+    ] = 1024,
     rate: Annotated[float, typer.Option(help="requests/s per key (0: unlimited)")] = 100.0,
     burst: Annotated[int, typer.Option(help="token-bucket burst per key")] = 200,
     batching: Annotated[bool, typer.Option(help="micro-batch query embeddings")] = True,
@@ -65,9 +75,10 @@ def serve(
             fail("TLS needs both --certfile and --keyfile")
         settings = ServeSettings(
             rate_per_s=rate, burst=burst, max_inflight=max_inflight, batching=batching,
+            max_request_chunks=max_request_chunks,
             batch_max=batch_max, batch_wait_ms=batch_wait_ms, answer_dense=answer_dense,
             cors_origins=tuple(cors_origin or ()), trace_exporter=trace_exporter,  # type: ignore[arg-type]
-            read_only=workers > 1, cache_bytes=cache_mb << 20, cache_url=cache_url,
+            read_only=read_only or workers > 1, cache_bytes=cache_mb << 20, cache_url=cache_url,
         )  # fmt: skip
         os.environ[ENV] = spec_json([d.resolve() for d in dirs], keys.resolve(), settings)
         from ragfleet.serve.factory import from_env
@@ -78,11 +89,34 @@ def serve(
     tls = {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)} if certfile else {}
     common = {"host": host, "port": port, "access_log": False, "log_level": "warning", **tls}
     if workers == 1:
-        uvicorn.run(app, **common)  # type: ignore[arg-type]
+        _Server(uvicorn.Config(app, **common)).run()  # type: ignore[arg-type]
         return
     for col in app.state.service.collections.values():
         col.close()  # each worker process opens its own
     uvicorn.run("ragfleet.serve.factory:from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):  # type: ignore[misc]
+        """uvicorn's server, shutting down gracefully on SIGHUP too (a closed terminal):
+        the app's shutdown checkpoints and closes every collection."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            previous = signal.signal(signal.SIGHUP, self.handle_exit)
+            try:
+                with super().capture_signals():
+                    yield
+            finally:
+                signal.signal(signal.SIGHUP, previous)
+
+    return Server
+
+
+def _Server(config: Any) -> Any:
+    return _server_class()(config)
 
 
 def keys_add(

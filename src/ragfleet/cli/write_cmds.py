@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,23 +20,53 @@ def register(app: typer.Typer) -> None:
     app.command("generations")(generations)
 
 
+def load_source(
+    source: Path, format: str, skip_invalid: bool
+) -> tuple[list[Any], list[tuple[str, str]]]:
+    """The documents of SOURCE, and with ``skip_invalid`` the ``(where, why)`` of each
+    record that could not be read (skipped instead of ending the command)."""
+    from ragfleet.errors import InvalidRecordError
+    from ragfleet.ingest import load_documents
+
+    unreadable: list[tuple[str, str]] = []
+    sink = (lambda where, why: unreadable.append((where, why))) if skip_invalid else None
+    try:
+        return list(load_documents(source, format=format, on_invalid=sink)), unreadable
+    except InvalidRecordError as e:
+        raise InvalidRecordError(f"{e} (--skip-invalid skips such records and lists them)") from e
+
+
+def skipped_note(report: Any, unreadable: list[tuple[str, str]], shown: int = 5) -> str:
+    """``"; 2 skipped: …; 1 unreadable record(s) skipped: …"`` for the summary line."""
+    parts = [report.skipped_summary()] if report is not None else []
+    if unreadable:
+        listed = ", ".join(f"{w} ({why})" for w, why in unreadable[:shown])
+        more = f", and {len(unreadable) - shown} more" if len(unreadable) > shown else ""
+        parts.append(f"{len(unreadable)} unreadable record(s) skipped: {listed}{more}")
+    text = "; ".join(p for p in parts if p)
+    return f"; {text}" if text else ""
+
+
 def upsert(
     collection: Dir,
     source: Annotated[Path, typer.Argument(help="BEIR folder, .jsonl file or folder of .txt/.md")],
     format: Annotated[str, typer.Option(help="auto|beir|jsonl|text")] = "auto",
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="write the valid documents, list the rest")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Insert or replace the documents of SOURCE (unchanged ones are skipped)."""
     from ragfleet.collection import Collection
-    from ragfleet.ingest import load_documents
 
     with user_errors():
-        docs = list(load_documents(source, format=format))
+        docs, unreadable = load_source(source, format, skip_invalid)
         with Collection.open(collection) as col, progress_bar("embedding", quiet) as bar:
-            report = col.upsert(docs, progress=bar)
+            report = col.upsert(docs, progress=bar, skip_invalid=skip_invalid)
     typer.echo(
         f"{collection}: {report.documents_written} written, {report.documents_unchanged} "
-        f"unchanged, {report.chunks_written} chunks in {report.seconds:.1f}s",
+        f"unchanged, {report.chunks_written} chunks in {report.seconds:.1f}s"
+        + skipped_note(report, unreadable),
         err=True,
     )
 

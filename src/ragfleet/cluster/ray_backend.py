@@ -44,7 +44,7 @@ class ShardActor:
         self, path: str, shard_id: int, config: dict[str, Any], dim: int, fingerprint: str
     ) -> None:
         cfg = CollectionConfig.from_dict(config)
-        self.shard = Shard(Path(path), shard_id, cfg, dim, fingerprint, durable=False)
+        self.shard = Shard(Path(path), shard_id, cfg, dim, fingerprint, read_only=True)
 
     def search(self, q: ShardQuery) -> ShardResult:
         return self.shard.search(q)

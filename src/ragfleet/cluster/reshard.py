@@ -59,8 +59,7 @@ def reshard_by_centroids(
 def _live_records(shard: Shard) -> Iterator[ChunkRecord]:
     """Every live chunk of ``shard`` with its stored vector, in row order."""
     n = shard.dense.ntotal
-    dead = set(shard.docstore.deleted_rows().tolist())
-    rows = [r for r in range(n) if r not in dead]
+    rows = shard.rows.live_rows().tolist()
     if not rows:
         return
     vectors = _reconstruct(shard, n)

@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ragfleet.index import faults
+
 
 def fsync_dir(directory: str | os.PathLike[str]) -> None:
     """Flush a directory entry (a rename or create inside it) to stable storage."""
@@ -52,11 +54,16 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        faults.point(f"atomic.fsync:{target.name}")
         fsync_file(tmp)
+        faults.point(f"atomic.rename:{target.name}")
         os.replace(tmp, target)
+    except faults.SimulatedCrash:
+        raise  # a dead process leaves its temp file behind
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    faults.point(f"atomic.renamed:{target.name}")
     fsync_dir(directory)
 
 

@@ -1,31 +1,45 @@
-"""The per-shard document store: rows → chunk_id, doc_id, text, metadata, hashes, tombstone.
+"""The per-shard document store: row → chunk_id, doc_id, text, title, metadata, hashes.
 
-SQLite in WAL journal mode (``docs.sqlite``). Every write batch is one SQLite
-transaction that also records the write-ahead-log sequence number it applied
-(``applied_seq``), so that replaying the shard's log after a crash skips batches the
-docstore already holds and the store is never half-updated.
+A row's content never changes once written (liveness lives in the shard's
+:class:`~ragfleet.index.rowtable.RowTable`), so the store is append-only and has two parts:
 
-``synchronous=NORMAL``: a commit is not fsynced (the shard's own log already is, once per
-batch); a power loss may roll back the last commits, together with their
-``applied_seq``, and replay re-applies them. Before the shard truncates its log at a
-checkpoint, :meth:`DocStore.sync` makes every commit durable.
+* ``main``: ``docs.sqlite``, the rows of the last checkpoint, ``0 .. n_committed - 1``.
+  Written only by :meth:`DocStore.commit`, at a checkpoint, in one durable transaction
+  (rollback journal, ``synchronous=FULL``) before the manifest that names ``n_committed``
+  is committed. Rows at or past ``n_committed`` (left by a checkpoint that crashed before
+  its manifest) are ignored by every read and deleted when a writer opens the store.
+* ``overlay``: an in-memory SQLite database attached to the same connection, holding the
+  rows replayed from the write-ahead log and written since the checkpoint.
+
+Every read is the union of ``main`` (rows below ``n_committed``) and the overlay, so a
+filter compiled by :mod:`ragfleet.search.filters` runs unchanged over both. A read-only
+store (``read_only=True``) opens ``docs.sqlite`` with ``mode=ro`` (``immutable=1`` on a
+read-only file system, where no writer can exist) and never writes a byte: it works
+beside a writer and on read-only media.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import numpy.typing as npt
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS chunks (
+from ragfleet.errors import CollectionError, StorageError
+from ragfleet.index.rowtable import RowEntry
+
+_COLUMNS = "row, chunk_id, doc_id, n, title, text, metadata, content_hash, doc_hash"
+_TABLE = """
+CREATE TABLE IF NOT EXISTS {db}.chunks (
     row INTEGER PRIMARY KEY,
     chunk_id TEXT NOT NULL,
     doc_id TEXT NOT NULL,
@@ -34,12 +48,10 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL,
     metadata TEXT NOT NULL,
     content_hash TEXT NOT NULL,
-    doc_hash TEXT NOT NULL,
-    deleted INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id) WHERE deleted = 0;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+    doc_hash TEXT NOT NULL
+)"""
+_BUSY_TIMEOUT_S = 30.0
+_PAGE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +69,8 @@ class StoredChunk:
 
 @dataclass(frozen=True, slots=True)
 class NewChunk:
-    """A row to insert (``row`` assigned by the shard, equal to its dense/sparse row)."""
+    """A whole row: what a write adds (``row`` assigned by the shard), and what compaction,
+    reindex and reshard read back."""
 
     row: int
     chunk_id: str
@@ -70,187 +83,207 @@ class NewChunk:
     doc_hash: str
 
 
-class DocStore:
-    """SQLite docstore of one shard. Thread-safe: one connection behind a lock."""
+def _read_only_fs(directory: Path) -> bool:
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
-    def __init__(self, path: Path) -> None:
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    if not path.exists():
+        return sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    uri = f"file:{quote(str(path.resolve()))}"
+    try:
+        db = sqlite3.connect(
+            f"{uri}?mode=ro", uri=True, check_same_thread=False, isolation_level=None,
+            timeout=_BUSY_TIMEOUT_S,
+        )  # fmt: skip
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return db
+    except sqlite3.OperationalError:
+        if not _read_only_fs(path.parent):
+            raise
+    # read-only media and a database left in WAL journal mode (ragfleet < 0.2): SQLite can
+    # only read it as immutable, which is exact here since nothing can write to it
+    return sqlite3.connect(
+        f"{uri}?immutable=1", uri=True, check_same_thread=False, isolation_level=None
+    )
+
+
+class DocStore:
+    """SQLite docstore of one shard (see the module docstring). Thread-safe: one
+    connection behind a lock.
+
+    Args:
+        path: ``docs.sqlite``.
+        n_committed: the rows of the last checkpoint (from its manifest); 0 for none.
+        read_only: open without writing anything.
+    """
+
+    def __init__(self, path: Path, n_committed: int, *, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
+        self._n = n_committed
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            if read_only:
+                self._db = _connect_read_only(path)
+            else:
+                self._db = sqlite3.connect(
+                    str(path), check_same_thread=False, isolation_level=None,
+                    timeout=_BUSY_TIMEOUT_S,
+                )  # fmt: skip
+                self._prepare_writer()
+            self._db.execute("ATTACH DATABASE ':memory:' AS overlay")
+            self._db.execute(_TABLE.format(db="overlay"))
+            if not self._has_main_table():
+                if not read_only or path.exists():
+                    raise CollectionError(f"{path} holds no chunks table; restore the shard")
+                self._db.execute(_TABLE.format(db="main"))  # an in-memory stand-in
+        except sqlite3.DatabaseError as e:
+            raise CollectionError(f"cannot open docstore {path}: {e}") from e
+
+    def _prepare_writer(self) -> None:
+        db = self._db
+        db.execute("PRAGMA synchronous=FULL")
+        # stores of ragfleet < 0.2 are in WAL journal mode; readers need a rollback one. With a
+        # reader still attached the switch fails: it stays in WAL mode until the next open.
+        with contextlib.suppress(sqlite3.OperationalError):
+            db.execute("PRAGMA journal_mode=DELETE")
+        db.execute(_TABLE.format(db="main"))
+        db.execute("DELETE FROM main.chunks WHERE row >= ?", (self._n,))  # a crashed commit
+
+    def _has_main_table(self) -> bool:
+        found = self._db.execute(
+            "SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'chunks'"
+        ).fetchone()
+        return found is not None
+
+    @property
+    def n_committed(self) -> int:
+        """Rows held by ``main`` (the last checkpoint's)."""
+        return self._n
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
     # -- writes -------------------------------------------------------------------------
-    def apply(self, seq: int, delete_docs: Iterable[str], rows: Sequence[NewChunk]) -> list[int]:
-        """Tombstone every live chunk of ``delete_docs``, insert ``rows``, record ``seq``.
-
-        One transaction: after a crash the store holds the batch wholly or not at all.
-        Returns the rows that were tombstoned.
-        """
-        deleted: list[int] = []
+    def add(self, rows: Sequence[NewChunk]) -> None:
+        """Add rows to the overlay (a write since the checkpoint, or its replay)."""
+        if not rows:
+            return
         with self._lock:
-            cur = self._db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                f"INSERT OR REPLACE INTO overlay.chunks ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+                [_values(c) for c in rows],
+            )
+
+    def commit(self, n_rows: int) -> None:
+        """Move the overlay into ``docs.sqlite`` durably (one transaction, fsynced), as the
+        first half of a checkpoint whose manifest will name ``n_rows``.
+
+        The overlay is kept until :meth:`committed` — the manifest is the commit point.
+        """
+        if self.read_only:
+            raise CollectionError(f"docstore {self.path} is read-only")
+        with self._lock:
+            db = self._db
             try:
-                for doc_id in delete_docs:
-                    found = cur.execute(
-                        "SELECT row FROM chunks WHERE doc_id = ? AND deleted = 0", (doc_id,)
-                    ).fetchall()
-                    deleted.extend(r[0] for r in found)
-                if deleted:
-                    cur.executemany(
-                        "UPDATE chunks SET deleted = 1 WHERE row = ?", [(r,) for r in deleted]
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("DELETE FROM main.chunks WHERE row >= ?", (self._n,))
+                db.execute(
+                    f"INSERT INTO main.chunks ({_COLUMNS}) SELECT {_COLUMNS} FROM overlay.chunks"
+                )
+                (count,) = db.execute("SELECT COUNT(*) FROM main.chunks").fetchone()
+                if count != n_rows:
+                    raise CollectionError(
+                        f"docstore {self.path}: {count} rows after commit, expected {n_rows}"
                     )
-                cur.executemany(
-                    "INSERT INTO chunks (row, chunk_id, doc_id, n, title, text, metadata,"
-                    " content_hash, doc_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            c.row,
-                            c.chunk_id,
-                            c.doc_id,
-                            c.n,
-                            c.title,
-                            c.text,
-                            json.dumps(dict(c.metadata), ensure_ascii=False),
-                            c.content_hash,
-                            c.doc_hash,
-                        )
-                        for c in rows
-                    ],
-                )
-                cur.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('applied_seq', ?)",
-                    (str(seq),),
-                )
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
+                db.execute("COMMIT")
+            except BaseException as e:
+                if db.in_transaction:  # SQLite rolls back by itself after SQLITE_FULL
+                    db.execute("ROLLBACK")
+                if isinstance(e, sqlite3.OperationalError):
+                    raise StorageError(f"docstore {self.path}: {e}", applied=False) from e
                 raise
-        return deleted
+
+    def committed(self, n_rows: int) -> None:
+        """The manifest naming ``n_rows`` is durable: the overlay's rows now live in main."""
+        with self._lock:
+            self._db.execute("DELETE FROM overlay.chunks")
+            self._n = n_rows
 
     # -- reads --------------------------------------------------------------------------
-    @property
-    def applied_seq(self) -> int:
+    def entries(self) -> list[RowEntry]:
+        """(chunk_id, doc_id, doc_hash) of every checkpointed row, in row order; the rows
+        must be exactly ``0 .. n_committed - 1``."""
         with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'applied_seq'").fetchone()
-        return int(row[0]) if row else 0
+            found = self._db.execute(
+                "SELECT row, chunk_id, doc_id, doc_hash FROM main.chunks WHERE row < ? "
+                "ORDER BY row",
+                (self._n,),
+            ).fetchall()
+        if len(found) != self._n or (found and found[-1][0] != self._n - 1):
+            raise CollectionError(
+                f"docstore {self.path} holds {len(found)} of the {self._n} rows its manifest "
+                "names; the shard is damaged: restore it from a replica or rebuild"
+            )
+        return [RowEntry(c, d, h) for _, c, d, h in found]
 
-    def n_rows(self) -> int:
+    def _union(self, columns: str, where: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        sql = (
+            f"SELECT {columns} FROM main.chunks WHERE row < ? AND ({where}) UNION ALL "
+            f"SELECT {columns} FROM overlay.chunks WHERE ({where})"
+        )
         with self._lock:
-            (n,) = self._db.execute("SELECT COALESCE(MAX(row) + 1, 0) FROM chunks").fetchone()
-        return int(n)
+            return self._db.execute(sql, [self._n, *params, *params]).fetchall()
 
-    def chunk_ids(self) -> list[str]:
-        """The chunk id of every row, tombstoned ones included, in row order."""
-        with self._lock:
-            found = self._db.execute("SELECT chunk_id FROM chunks ORDER BY row").fetchall()
-        return [r[0] for r in found]
-
-    def deleted_rows(self) -> npt.NDArray[np.int64]:
-        with self._lock:
-            found = self._db.execute("SELECT row FROM chunks WHERE deleted = 1").fetchall()
-        return np.fromiter((r[0] for r in found), dtype=np.int64, count=len(found))
-
-    def live_rows_of(self, doc_ids: Iterable[str]) -> list[int]:
-        with self._lock:
-            out: list[int] = []
-            for doc_id in doc_ids:
-                out.extend(
-                    r[0]
-                    for r in self._db.execute(
-                        "SELECT row FROM chunks WHERE doc_id = ? AND deleted = 0", (doc_id,)
-                    )
-                )
+    def fetch(self, rows: Sequence[int]) -> dict[int, StoredChunk]:
+        """The stored chunks of ``rows`` (rows that do not exist are absent)."""
+        out: dict[int, StoredChunk] = {}
+        for part in _pages([int(r) for r in rows]):
+            marks = ",".join("?" * len(part))
+            for r in self._union(
+                "row, chunk_id, doc_id, n, title, text, metadata", f"row IN ({marks})", part
+            ):
+                out[r[0]] = StoredChunk(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]))
         return out
 
-    def doc_hashes(self) -> dict[str, str]:
-        """doc_id → doc_hash of every live document (for incremental ingest)."""
-        with self._lock:
-            found = self._db.execute(
-                "SELECT doc_id, doc_hash FROM chunks WHERE deleted = 0 GROUP BY doc_id"
-            ).fetchall()
-        return {d: h for d, h in found}
-
-    def fetch(self, rows: Sequence[int], *, live_only: bool = False) -> dict[int, StoredChunk]:
-        """The stored chunks of ``rows`` (missing rows, and with ``live_only`` tombstoned
-        ones, are absent from the result)."""
-        if not rows:
-            return {}
-        marks = ",".join("?" * len(rows))
-        live = " AND deleted = 0" if live_only else ""
-        with self._lock:
-            found = self._db.execute(
-                "SELECT row, chunk_id, doc_id, n, title, text, metadata FROM chunks"
-                f" WHERE row IN ({marks}){live}",
-                [int(r) for r in rows],
-            ).fetchall()
-        return {
-            r[0]: StoredChunk(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in found
-        }
-
-    def live_chunks(self, after_row: int = -1, limit: int = 1024) -> list[NewChunk]:
-        """Up to ``limit`` live rows with ``row > after_row``, in row order (for compaction
-        and reindexing: page through the store by passing the last row seen)."""
-        with self._lock:
-            found = self._db.execute(
-                "SELECT row, chunk_id, doc_id, n, title, text, metadata, content_hash, doc_hash"
-                " FROM chunks WHERE deleted = 0 AND row > ? ORDER BY row LIMIT ?",
-                (after_row, limit),
-            ).fetchall()
-        return [
-            NewChunk(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8])
-            for r in found
-        ]
-
-    def chunks_of(self, doc_ids: Sequence[str]) -> list[NewChunk]:
-        """Every live chunk of ``doc_ids``, grouped by document in chunk order."""
-        if not doc_ids:
-            return []
-        marks = ",".join("?" * len(doc_ids))
-        with self._lock:
-            found = self._db.execute(
-                "SELECT row, chunk_id, doc_id, n, title, text, metadata, content_hash, doc_hash"
-                f" FROM chunks WHERE deleted = 0 AND doc_id IN ({marks}) ORDER BY doc_id, n",
-                list(doc_ids),
-            ).fetchall()
-        return [
-            NewChunk(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8])
-            for r in found
-        ]
-
-    def sync(self) -> None:
-        """Make every committed transaction durable (a full WAL checkpoint: SQLite fsyncs
-        its log, copies it into the database file and fsyncs that)."""
-        with self._lock:
-            self._db.execute("PRAGMA wal_checkpoint(FULL)")
-
-    def vacuum(self) -> None:
-        """Reclaim the pages of deleted rows (SQLite ``VACUUM``, then a WAL checkpoint)."""
-        with self._lock:
-            self._db.execute("VACUUM")
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    def counts(self) -> tuple[int, int, int]:
-        """(rows, live rows, live documents)."""
-        with self._lock:
-            n, live = self._db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(1 - deleted), 0) FROM chunks"
-            ).fetchone()
-            (docs,) = self._db.execute(
-                "SELECT COUNT(DISTINCT doc_id) FROM chunks WHERE deleted = 0"
-            ).fetchone()
-        return int(n), int(live), int(docs)
+    def chunks(self, rows: Sequence[int]) -> list[NewChunk]:
+        """Whole rows (for compaction, reindex and reshard), in the order of ``rows``."""
+        found: dict[int, NewChunk] = {}
+        for part in _pages([int(r) for r in rows]):
+            marks = ",".join("?" * len(part))
+            for r in self._union(_COLUMNS, f"row IN ({marks})", part):
+                found[r[0]] = NewChunk(
+                    r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8]
+                )
+        missing = [r for r in rows if r not in found]
+        if missing:
+            raise CollectionError(f"docstore {self.path} lacks rows {missing[:5]}; restore it")
+        return [found[r] for r in rows]
 
     def filter_rows(self, where_sql: str, params: Sequence[Any]) -> npt.NDArray[np.int64]:
-        """Live rows whose metadata matches a compiled filter (see ``search/filters.py``)."""
-        with self._lock:
-            found = self._db.execute(
-                f"SELECT row FROM chunks WHERE deleted = 0 AND ({where_sql})", list(params)
-            ).fetchall()
+        """Rows whose metadata matches a compiled filter (``search/filters.py``), live or
+        not: the shard intersects them with its live rows."""
+        found = self._union("row", where_sql, list(params))
         return np.fromiter((r[0] for r in found), dtype=np.int64, count=len(found))
+
+    def disk_bytes(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
+
+def _values(c: NewChunk) -> tuple[object, ...]:
+    meta = json.dumps(dict(c.metadata), ensure_ascii=False)
+    return (c.row, c.chunk_id, c.doc_id, c.n, c.title, c.text, meta, c.content_hash, c.doc_hash)
+
+
+def _pages(rows: list[int]) -> Iterator[list[int]]:
+    """``rows`` in pieces small enough for SQLite's limit on bound parameters."""
+    for i in range(0, len(rows), _PAGE):
+        yield rows[i : i + _PAGE]

@@ -1,35 +1,50 @@
-"""One shard: a dense FAISS index, a BM25 index and a docstore, kept durable by a WAL.
+"""One shard: a dense FAISS index, a BM25 index, a docstore and a row table, kept durable
+by a write-ahead log (DESIGN.md §4–5).
 
-Write path (DESIGN.md §5): a :class:`WriteBatch` is appended to the shard's write-ahead
-log and fsynced — only then is it acknowledged — and then applied: the docstore
-tombstones the old chunks of every document in the batch and inserts the new ones in one
-SQLite transaction, then the dense and sparse indexes add the new rows. A checkpoint
-writes both indexes under new file names, atomically swaps ``manifest.json`` to them and
-truncates the log. On open the shard loads its last checkpoint and replays the log:
-batches the docstore already committed (``applied_seq``) are re-applied to the indexes
-only, so the three stores always agree on every row.
+State. The shard's state after batch ``seq`` is a pure function of its last checkpoint
+and the log records after it, applied in order, each against the state as of that record
+(:meth:`RowTable.apply <ragfleet.index.rowtable.RowTable.apply>`). A checkpoint holds
+the dense index, the BM25 index (whose live mask is the tombstone set), the docstore rows
+``0 .. n_rows - 1`` and ``manifest.json`` naming them with ``checkpoint_seq``; between
+checkpoints nothing on disk changes but the log. So every prefix of every operation
+sequence reopens: a crash anywhere leaves a checkpoint (old or new — the manifest rename is
+the commit point) and a log that replays from it.
 
-Rows are append-only and equal the FAISS internal id and the BM25 document number;
-deletes are tombstones (a :class:`RowFilter` of live rows handed to both searches).
+Write path: validate → append the batch to the log and fsync (only then is it
+acknowledged) → apply it in memory (row table, docstore overlay, dense, sparse). A
+checkpoint commits the docstore overlay, writes both indexes under new names, renames the
+manifest, then deletes the old files and truncates the log.
+
+Readers (``read_only=True``) open the same files without writing anything: no mkdir, no
+garbage collection, no log truncation, no journal-mode change; they replay the log into
+memory. A writer may checkpoint while a reader opens; the reader then finds a file gone or
+the log cut past its checkpoint and starts again from the new manifest.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from ragfleet.config import CollectionConfig
-from ragfleet.errors import CollectionError, ConfigError
+from ragfleet.errors import (
+    CollectionError,
+    ConfigError,
+    InputError,
+    ReadOnlyError,
+    StorageError,
+)
+from ragfleet.index import faults
 from ragfleet.index.atomic import fsync_dir
 from ragfleet.index.dense import DenseIndex
-from ragfleet.index.docstore import DocStore, NewChunk, StoredChunk
-from ragfleet.index.hits import ShardHits
+from ragfleet.index.docstore import DocStore, NewChunk
 from ragfleet.index.manifest import (
     ShardManifest,
     checkpoint_name,
@@ -37,62 +52,41 @@ from ragfleet.index.manifest import (
     gc_unreferenced,
 )
 from ragfleet.index.rowfilter import RowFilter
+from ragfleet.index.rowtable import RowEntry, RowTable
 from ragfleet.index.rwlock import RWLock
-from ragfleet.index.sparse.bm25 import BM25Index, ShardTermStats
+from ragfleet.index.shard_query import CheckpointPolicy, ShardQuery, ShardReads, ShardResult
+from ragfleet.index.sparse.bm25 import BM25Index
 from ragfleet.index.wal import WriteAheadLog
 from ragfleet.index.writebatch import ChunkRecord, WriteBatch
 
+__all__ = [
+    "CheckpointPolicy",
+    "Shard",
+    "ShardQuery",
+    "ShardResult",
+    "recover_swap",
+    "resolve_shard_dir",
+]
 
-@dataclass(frozen=True, slots=True)
-class CheckpointPolicy:
-    """When a shard checkpoints on its own: once the log holds ``max_wal_bytes`` or
-    ``max_batches`` batches beyond the last checkpoint (and always on close).
+log = logging.getLogger(__name__)
 
-    Between checkpoints a write costs one log append + fsync; a checkpoint rewrites the
-    shard's index files, so checkpointing after every write makes each write O(shard).
-    Replay on open is bounded by the same limits.
+#: How often a reader starts over when a writer's checkpoint moves files under it.
+READER_ATTEMPTS = 20
+#: After a failed automatic checkpoint (disk full), writes retry it no sooner than this.
+CHECKPOINT_RETRY_S = 10.0
+
+
+class _Moved(Exception):
+    """A reader's view of the shard went stale while it opened (a checkpoint ran)."""
+
+
+class Shard(ShardReads):
+    """One shard directory (DESIGN.md §4): manifest, index files, docstore and WAL.
+
+    Args:
+        read_only: open as a reader (see the module docstring); writes raise
+            :class:`ReadOnlyError`.
     """
-
-    max_wal_bytes: int = 64 * 2**20
-    max_batches: int = 1000
-
-    def __post_init__(self) -> None:
-        for name in ("max_wal_bytes", "max_batches"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"CheckpointPolicy.{name} must be an int >= 1, got {value!r}")
-
-    def due(self, wal_bytes: int, batches: int) -> bool:
-        return wal_bytes >= self.max_wal_bytes or batches >= self.max_batches
-
-
-@dataclass(frozen=True, slots=True)
-class ShardQuery:
-    """A batch of queries for one shard. ``vectors`` drive dense search, ``terms`` (already
-    analysed) with collection-wide ``idf``/``avgdl`` drive BM25; ``allow_rows`` restricts both
-    (a metadata filter resolved by the shard's docstore: SQL ``where`` + params)."""
-
-    k: int
-    vectors: npt.NDArray[np.float32] | None = None
-    terms: Sequence[Sequence[str]] | None = None
-    idf: dict[str, float] = field(default_factory=dict)
-    avgdl: float = 0.0
-    where: tuple[str, tuple[object, ...]] | None = None
-    ef_search: int | None = None
-    nprobe: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ShardResult:
-    """Per-query dense and sparse hits of one shard (empty lists for a signal not asked)."""
-
-    shard: int
-    dense: list[ShardHits]
-    sparse: list[ShardHits]
-
-
-class Shard:
-    """One shard directory (DESIGN.md §4): manifest, index files, docstore and WAL."""
 
     def __init__(
         self,
@@ -104,6 +98,7 @@ class Shard:
         *,
         durable: bool = True,
         policy: CheckpointPolicy | None = None,
+        read_only: bool = False,
     ) -> None:
         self.path = path
         self.shard_id = shard_id
@@ -112,43 +107,92 @@ class Shard:
         self.fingerprint = fingerprint
         self.durable = durable
         self.policy = policy or CheckpointPolicy()
+        self.read_only = read_only
         self._lock = RWLock()
-        self._open()
+        self._closed = True
+        self._retry_checkpoint_at = 0.0
+        if read_only:
+            self._open_reader()
+        else:
+            self._open_writer()
 
-    def _open(self) -> None:
-        """Load the last checkpoint, replay the log and check that the stores agree."""
-        path, config = self.path, self.config
-        path.mkdir(parents=True, exist_ok=True)
-        self.docstore = DocStore(path / "docs.sqlite")
-        self.wal = WriteAheadLog(path / "wal")
-        manifest = ShardManifest.load(path) if (path / "manifest.json").exists() else None
-        gc_unreferenced(path, manifest)  # orphans of a checkpoint that crashed before its commit
-        self._checkpoint_no = 0
+    # -- opening --------------------------------------------------------------------------
+    def _open_writer(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        manifest = self._read_manifest()
+        gc_unreferenced(self.path, manifest)  # orphans of a checkpoint that crashed
+        self._load(manifest)
+        try:
+            self.wal = WriteAheadLog(self.path / "wal")
+            self._replay(manifest)
+        except BaseException:
+            self.docstore.close()
+            raise
+
+    def _open_reader(self) -> None:
+        last: Exception | None = None
+        for attempt in range(READER_ATTEMPTS):
+            manifest = self._read_manifest()
+            try:
+                self._load(manifest)
+            except (FileNotFoundError, CollectionError) as e:
+                if self._read_manifest() == manifest:
+                    raise
+                last = e
+                continue
+            try:
+                self.wal = WriteAheadLog(self.path / "wal", read_only=True)
+                self._replay(manifest)
+                if self._read_manifest() != manifest:
+                    raise _Moved
+                return
+            except (FileNotFoundError, _Moved, CollectionError) as e:
+                self.docstore.close()
+                if isinstance(e, CollectionError) and self._read_manifest() == manifest:
+                    raise
+                last = e
+                time.sleep(0.005 * (attempt + 1))
+        raise CollectionError(
+            f"shard {self.shard_id} at {self.path} changed under this reader "
+            f"{READER_ATTEMPTS} times in a row ({last}); the writer checkpoints faster than "
+            "it can be read: retry, or read it while the writer is idle"
+        )
+
+    def _read_manifest(self) -> ShardManifest | None:
+        if not (self.path / "manifest.json").exists():
+            return None
+        return ShardManifest.load(self.path)
+
+    def _load(self, manifest: ShardManifest | None) -> None:
+        """The state of the last checkpoint (empty without one)."""
+        config = self.config
         if manifest is None:
             self.dense = DenseIndex(config.index.spec, self.dim, config.index.metric)
             self.sparse = BM25Index(config.sparse)
-            self._seq = 0
+            n_rows, self._seq, self._checkpoint_no = 0, 0, 0
         else:
             self._check_manifest(manifest)
-            self.dense = DenseIndex.load(manifest.path(path, "dense"))
-            self.sparse = BM25Index.load(manifest.path(path, "sparse"), config.sparse)
-            self._seq = manifest.checkpoint_seq
+            self.dense = DenseIndex.load(manifest.path(self.path, "dense"))
+            self.sparse = BM25Index.load(manifest.path(self.path, "sparse"), config.sparse)
+            n_rows, self._seq = manifest.n_rows, manifest.checkpoint_seq
             self._checkpoint_no = manifest.generation
+            if not self.dense.ntotal == self.sparse.n_rows == n_rows:
+                raise CollectionError(
+                    f"shard {self.shard_id} at {self.path}: the manifest names {n_rows} rows, "
+                    f"the dense index holds {self.dense.ntotal}, BM25 {self.sparse.n_rows}; "
+                    "restore the shard from a replica or rebuild it"
+                )
+        self.docstore = DocStore(self.path / "docs.sqlite", n_rows, read_only=self.read_only)
+        try:
+            self.rows = RowTable.restore(self.docstore.entries(), self.sparse.live)
+        except BaseException:
+            self.docstore.close()
+            raise
         self._checkpoint_seq = self._seq
         self._pending_bytes = self._pending_batches = 0
-        self._closed = False
         self._allow: RowFilter | None = None
-        self._ids: list[str] = []  # row → chunk id, rebuilt from the docstore after replay
-        self._replay()
-        self._ids = self.docstore.chunk_ids()
-        if len(self._ids) != self.dense.ntotal:
-            raise CollectionError(
-                f"shard {self.shard_id} at {path} is inconsistent: docstore has "
-                f"{len(self._ids)} rows, dense index {self.dense.ntotal}; restore it from a "
-                "backup or rebuild"
-            )
+        self._closed = False
 
-    # -- lifecycle ------------------------------------------------------------------------
     def _check_manifest(self, m: ShardManifest) -> None:
         if m.contract_fingerprint != self.fingerprint:
             raise CollectionError(
@@ -156,28 +200,220 @@ class Shard:
                 f"{m.contract_fingerprint}, the collection pins {self.fingerprint}"
             )
 
-    def _replay(self) -> None:
-        done_in_docstore = self.docstore.applied_seq
+    def _replay(self, manifest: ShardManifest | None) -> None:
+        """Apply every log record after the checkpoint, in order, each to the state as of
+        that record; the first must follow the checkpoint directly."""
+        expected = self._seq + 1
         for seq, payload in self.wal.replay(after_seq=self._seq):
-            batch = WriteBatch.decode(payload)
-            self._apply(batch, docstore_done=seq <= done_in_docstore)
-            self._seq = seq
+            if seq != expected:
+                if self.read_only:
+                    raise _Moved  # the writer truncated past this reader's checkpoint
+                raise CollectionError(
+                    f"shard {self.shard_id} at {self.path}: the log holds seq {seq} where "
+                    f"{expected} was expected (checkpoint {self._checkpoint_seq}); records "
+                    "are missing: restore the shard from a replica or rebuild it"
+                )
+            self._apply(WriteBatch.decode(payload))
+            self._seq, expected = seq, seq + 1
             self._pending_bytes += len(payload)
             self._pending_batches += 1
-        self._sync_tombstones()
+        self._refresh_allow()
 
     @property
     def seq(self) -> int:
         """The sequence number of the last acknowledged write batch."""
         return self._seq
 
+    # -- the state transition -------------------------------------------------------------
+    def _apply(self, batch: WriteBatch) -> None:
+        """Apply one batch to the in-memory state (the log already holds it)."""
+        entries = [RowEntry(r.chunk_id, r.doc_id, r.doc_hash) for r in batch.upserts]
+        step = self.rows.apply(entries, batch.deletes)
+        rows = np.arange(step.first_row, step.first_row + step.added, dtype=np.int64)
+        if step.added:
+            self.docstore.add(
+                [_new_chunk(int(row), r) for row, r in zip(rows, batch.upserts, strict=True)]
+            )
+            self.dense.add(rows, batch.vectors())
+            self.sparse.add(rows, [_sparse_text(r.title, r.text) for r in batch.upserts])
+        if len(step.removed):
+            self.sparse.remove(step.removed)
+
+    def _refresh_allow(self) -> None:
+        live = self.rows.live
+        self._allow = None if self.rows.n_live == len(live) else RowFilter(live)
+
+    # -- writes ---------------------------------------------------------------------------
+    def write(self, upserts: Sequence[ChunkRecord], deletes: Sequence[str] = ()) -> int:
+        """Durably apply one batch: every upserted document replaces all its old chunks,
+        every deleted doc_id is tombstoned. Returns the batch's sequence number.
+
+        Raises:
+            InputError: the batch is invalid (nothing is written).
+            StorageError: the disk refused the log append (``applied=False``).
+        """
+        with self._lock.write():
+            self._check_writable()
+            self._check_vectors(upserts)
+            if upserts and self.dense.needs_training and not self.dense.is_trained:
+                self._train(np.stack([r.vector for r in upserts]))
+            seq = self._seq + 1
+            batch = WriteBatch(seq=seq, upserts=tuple(upserts), deletes=tuple(deletes))
+            payload = batch.encode()
+            try:
+                self.wal.append(seq, payload, fsync=self.durable)
+            except CollectionError as e:
+                cause = e.__cause__
+                if isinstance(cause, OSError):
+                    raise StorageError(
+                        f"shard {self.shard_id} at {self.path}: the write-ahead log refused "
+                        f"the batch ({cause.strerror or cause}); nothing of it was applied",
+                        applied=False,
+                    ) from e
+                raise
+            self._apply(batch)
+            self._seq = seq
+            self._pending_bytes += len(payload)
+            self._pending_batches += 1
+            self._refresh_allow()
+            self._maybe_checkpoint()
+            return seq
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyError(
+                f"shard {self.shard_id} at {self.path} is open read-only; open the "
+                "collection for writing (one writer at a time) to change it"
+            )
+        if self._closed:
+            raise CollectionError(f"shard {self.shard_id} at {self.path} is closed")
+
+    def _check_vectors(self, upserts: Sequence[ChunkRecord]) -> None:
+        """Everything that could make a logged batch fail to apply is checked before the
+        log sees it: a record that cannot be replayed would make the shard unopenable."""
+        for r in upserts:
+            if r.vector.shape != (self.dim,):
+                raise InputError(
+                    f"vector of {r.chunk_id!r} has shape {r.vector.shape}, the shard holds "
+                    f"[{self.dim}]; embed with the collection's encoder"
+                )
+
+    def _maybe_checkpoint(self) -> None:
+        """Checkpoint when the policy says so. A failure (disk full) is logged, not raised:
+        the batch that triggered it is already durable in the log and acknowledged."""
+        if not self.policy.due(self._pending_bytes, self._pending_batches):
+            return
+        if time.monotonic() < self._retry_checkpoint_at:
+            return
+        try:
+            self._checkpoint_locked()
+        except (OSError, StorageError) as e:
+            self._retry_checkpoint_at = time.monotonic() + CHECKPOINT_RETRY_S
+            log.warning(
+                "shard %d at %s: automatic checkpoint failed (%s); every acknowledged write "
+                "is in the log, the checkpoint is retried later",
+                self.shard_id, self.path, e,
+            )  # fmt: skip
+
+    def _train(self, vectors: npt.NDArray[np.float32]) -> None:
+        """Train an IVF/PQ index on the first batch and checkpoint it at once, so that a
+        replay after a crash finds a trained index."""
+        self.dense.train(vectors)
+        try:
+            self._checkpoint_locked()
+        except (OSError, StorageError) as e:
+            raise StorageError(
+                f"shard {self.shard_id}: cannot save the trained index ({e}); nothing of "
+                "the batch was applied",
+                applied=False,
+            ) from e
+
+    def checkpoint(self) -> None:
+        """Write the indexes and the manifest atomically, then truncate the log.
+
+        Raises:
+            StorageError: the disk refused (``applied=True``: every acknowledged write is
+                still in the log and is replayed on the next open).
+        """
+        with self._lock.write():
+            self._check_writable()
+            self._checkpoint_or_raise("checkpoint")
+
+    def _checkpoint_or_raise(self, what: str) -> None:
+        """Checkpoint; a disk error becomes a StorageError that says the writes are safe."""
+        try:
+            self._checkpoint_locked()
+        except (OSError, StorageError) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise StorageError(
+                f"{what} of shard {self.shard_id} at {self.path} failed ({why}); every "
+                "acknowledged write is safe in the log and is replayed on the next open: "
+                "free space and retry",
+                applied=True,
+            ) from e
+
+    def _checkpoint_locked(self) -> None:
+        no = self._checkpoint_no + 1
+        files = {
+            "dense": self.path / checkpoint_name("dense", no, ".faiss"),
+            "sparse": self.path / checkpoint_name("sparse", no),
+        }
+        n_rows = self.rows.n_rows
+        try:
+            faults.point("checkpoint.docstore")
+            self.docstore.commit(n_rows)
+            faults.point("checkpoint.dense")
+            self.dense.save(files["dense"])
+            faults.point("checkpoint.sparse")
+            self.sparse.save(files["sparse"])
+            manifest = ShardManifest(
+                shard_id=self.shard_id,
+                generation=no,
+                n_rows=n_rows,
+                n_live=self.rows.n_live,
+                contract_fingerprint=self.fingerprint,
+                checkpoint_seq=self._seq,
+            )
+            manifest = commit_checkpoint(self.path, files, manifest)
+        except BaseException as e:
+            if not isinstance(e, faults.SimulatedCrash):  # a dead process cleans nothing
+                self._discard_partial_checkpoint()
+            raise
+        # committed: the state must say so before anything else can fail
+        self._checkpoint_no = no
+        self._checkpoint_seq = self._seq
+        self._pending_bytes = self._pending_batches = 0
+        self.docstore.committed(n_rows)
+        faults.point("checkpoint.committed")
+        gc_unreferenced(self.path, manifest)
+        self.wal.truncate_through(self._seq)
+
+    def _discard_partial_checkpoint(self) -> None:
+        """Best effort after a failed checkpoint: delete the files it wrote (the committed
+        manifest still names the old ones)."""
+        try:
+            gc_unreferenced(self.path, self._read_manifest())
+        except (OSError, CollectionError) as e:
+            log.warning("shard %d: could not clean up a failed checkpoint: %s", self.shard_id, e)
+
+    # -- lifecycle ------------------------------------------------------------------------
     def close(self) -> None:
-        """Checkpoint what the log holds beyond the last checkpoint, then close the files."""
+        """Checkpoint what the log holds beyond the last checkpoint (writers), then close
+        the files — always, even when the checkpoint fails (then StorageError says the
+        writes are safe in the log)."""
         with self._lock.write():
             if self._closed:
                 return
-            if self._seq > self._checkpoint_seq:
-                self._checkpoint_locked()
+            try:
+                if not self.read_only and self._seq > self._checkpoint_seq:
+                    self._checkpoint_or_raise("the closing checkpoint")
+            finally:
+                self._close_files()
+
+    def abandon(self) -> None:
+        """Close the files without writing anything, as a process that dies here would
+        (crash tests)."""
+        if not self._closed:
             self._close_files()
 
     def _close_files(self) -> None:
@@ -194,164 +430,15 @@ class Shard:
         """
         old = self.path.with_name(self.path.name + ".old")
         with self._lock.write():
+            self._check_writable()
             self._close_files()
             shutil.rmtree(old, ignore_errors=True)
             os.rename(self.path, old)
+            faults.point("swap.renamed-old")
             os.rename(staged, self.path)
             fsync_dir(self.path.parent)
-            self._open()
+            self._open_writer()
         shutil.rmtree(old, ignore_errors=True)
-
-    # -- writes ---------------------------------------------------------------------------
-    def write(self, upserts: Sequence[ChunkRecord], deletes: Sequence[str] = ()) -> int:
-        """Durably apply one batch: every upserted document replaces all its old chunks,
-        every deleted doc_id is tombstoned. Returns the batch's sequence number."""
-        with self._lock.write():
-            if upserts and self.dense.needs_training and not self.dense.is_trained:
-                self._train([r.vector for r in upserts])
-            seq = self._seq + 1
-            batch = WriteBatch(seq=seq, upserts=tuple(upserts), deletes=tuple(deletes))
-            payload = batch.encode()
-            self.wal.append(seq, payload, fsync=self.durable)
-            self._apply(batch, docstore_done=False)
-            self._seq = seq
-            self._pending_bytes += len(payload)
-            self._pending_batches += 1
-            if self.policy.due(self._pending_bytes, self._pending_batches):
-                self._checkpoint_locked()
-            return seq
-
-    def _train(self, vectors: Sequence[npt.NDArray[np.float32]]) -> None:
-        """Train an IVF/PQ index on the first batch and checkpoint it at once, so that a
-        replay after a crash finds a trained index."""
-        self.dense.train(np.stack(vectors).astype(np.float32))
-        self._checkpoint_locked()
-
-    def _apply(self, batch: WriteBatch, *, docstore_done: bool) -> None:
-        first = self.dense.ntotal
-        rows = np.arange(first, first + len(batch.upserts), dtype=np.int64)
-        if not docstore_done:
-            replaced = {r.doc_id for r in batch.upserts} | set(batch.deletes)
-            new = [_new_chunk(int(row), r) for row, r in zip(rows, batch.upserts, strict=True)]
-            removed = self.docstore.apply(batch.seq, sorted(replaced), new)
-        else:
-            removed = []
-        if len(rows):
-            if not docstore_done:
-                self._ids.extend(r.chunk_id for r in batch.upserts)
-            self.dense.add(rows, np.stack([r.vector for r in batch.upserts]))
-            self.sparse.add(rows, [_sparse_text(r.title, r.text) for r in batch.upserts])
-        if removed:
-            self.sparse.remove(np.asarray(removed, dtype=np.int64))
-        self._refresh_allow()
-
-    def _sync_tombstones(self) -> None:
-        """After replay: make BM25 statistics forget every row the docstore tombstoned."""
-        deleted = self.docstore.deleted_rows()
-        pending = deleted[~self.sparse.is_removed(deleted)] if len(deleted) else deleted
-        if len(pending):
-            self.sparse.remove(pending)
-        self._refresh_allow()
-
-    def _refresh_allow(self) -> None:
-        deleted = self.docstore.deleted_rows()
-        self._allow = RowFilter.all_but(self.dense.ntotal, deleted) if len(deleted) else None
-
-    def checkpoint(self) -> None:
-        """Write both indexes and the manifest atomically, then truncate the log."""
-        with self._lock.write():
-            self._checkpoint_locked()
-
-    def _checkpoint_locked(self) -> None:
-        no = self._checkpoint_no + 1
-        files = {
-            "dense": self.path / checkpoint_name("dense", no, ".faiss"),
-            "sparse": self.path / checkpoint_name("sparse", no),
-        }
-        self.dense.save(files["dense"])
-        self.sparse.save(files["sparse"])
-        n_rows, n_live, _ = self.docstore.counts()
-        manifest = ShardManifest(
-            shard_id=self.shard_id,
-            generation=no,
-            n_rows=n_rows,
-            n_live=n_live,
-            contract_fingerprint=self.fingerprint,
-            checkpoint_seq=self._seq,
-        )
-        self.docstore.sync()  # durable through _seq before the manifest says it is
-        manifest = commit_checkpoint(self.path, files, manifest)
-        gc_unreferenced(self.path, manifest)
-        self.wal.truncate_through(self._seq)
-        self._checkpoint_no = no
-        self._checkpoint_seq = self._seq
-        self._pending_bytes = self._pending_batches = 0
-
-    # -- reads ----------------------------------------------------------------------------
-    def search(self, q: ShardQuery) -> ShardResult:
-        """Dense and/or sparse top-``k`` of every query in the batch, tombstones excluded."""
-        with self._lock.read():
-            allow = self._filter(q.where)
-            dense = self._search_dense(q, allow) if q.vectors is not None else []
-            sparse = self._search_sparse(q, allow) if q.terms is not None else []
-        return ShardResult(self.shard_id, dense, sparse)
-
-    def _filter(self, where: tuple[str, tuple[object, ...]] | None) -> RowFilter | None:
-        if where is None:
-            return self._allow
-        rows = self.docstore.filter_rows(where[0], where[1])
-        mask = np.zeros(self.dense.ntotal, dtype=bool)
-        mask[rows[rows < self.dense.ntotal]] = True
-        return RowFilter(mask)
-
-    def _hits(self, scores: npt.NDArray[np.float32], rows: npt.NDArray[np.int64]) -> ShardHits:
-        keep = rows >= 0  # FAISS pads with -1
-        scores, rows = scores[keep], rows[keep]
-        ids = np.asarray([self._ids[r] for r in rows.tolist()], dtype=np.str_)
-        return ShardHits(self.shard_id, scores, rows, ids)
-
-    def _search_dense(self, q: ShardQuery, allow: RowFilter | None) -> list[ShardHits]:
-        vectors = q.vectors if q.vectors is not None else np.empty((0, self.dim), np.float32)
-        if self.dense.ntotal == 0 or (allow is not None and allow.n_allowed == 0):
-            return [ShardHits.empty(self.shard_id) for _ in range(len(vectors))]
-        scores, rows = self.dense.search(
-            vectors, q.k, allow=allow, ef_search=q.ef_search, nprobe=q.nprobe
-        )
-        return [self._hits(s, r) for s, r in zip(scores, rows, strict=True)]
-
-    def _search_sparse(self, q: ShardQuery, allow: RowFilter | None) -> list[ShardHits]:
-        out = []
-        for terms in q.terms or ():
-            scores, rows = self.sparse.search(terms, q.k, q.idf, q.avgdl, allow=allow)
-            out.append(self._hits(scores, rows))
-        return out
-
-    def term_stats(self, terms: Sequence[str]) -> ShardTermStats:
-        with self._lock.read():
-            return self.sparse.stats_for(terms)
-
-    def fetch(self, rows: Sequence[int]) -> dict[int, StoredChunk]:
-        """The live chunks of ``rows``. A row tombstoned by a write that landed between a
-        query's search and its fetch is dropped (the query returns fewer hits rather than
-        a deleted chunk)."""
-        with self._lock.read():
-            return self.docstore.fetch(rows, live_only=True)
-
-    def doc_hashes(self) -> dict[str, str]:
-        return self.docstore.doc_hashes()
-
-    def stats(self) -> dict[str, object]:
-        n_rows, n_live, n_docs = self.docstore.counts()
-        return {
-            "shard": self.shard_id,
-            "rows": n_rows,
-            "live_chunks": n_live,
-            "documents": n_docs,
-            "tombstones": n_rows - n_live,
-            "index": self.config.index.spec,
-            "wal_seq": self._seq,
-            "checkpoint_seq": self._checkpoint_seq,
-        }
 
 
 def recover_swap(path: Path) -> None:
@@ -370,6 +457,19 @@ def recover_swap(path: Path) -> None:
                 break
     shutil.rmtree(ready, ignore_errors=True)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def resolve_shard_dir(path: Path) -> Path:
+    """Where a reader finds a shard whose swap a crash interrupted (``recover_swap``
+    without writing): ``path``, else ``path.ready``, else ``path.old``."""
+    for candidate in (
+        path,
+        path.with_name(path.name + ".ready"),
+        path.with_name(path.name + ".old"),
+    ):
+        if candidate.exists():
+            return candidate
+    return path
 
 
 def _new_chunk(row: int, r: ChunkRecord) -> NewChunk:

@@ -42,6 +42,12 @@ log format.
 
 Appends, rotation and truncation are serialised by a lock; :meth:`replay` yields the
 records written before it was called and is meant for shard open, before writes resume.
+
+A log opened with ``read_only=True`` (a reader beside the writer, or read-only media)
+never writes: it creates nothing, leaves a torn tail in place (it may be a record the
+writer is appending right now) and refuses appends. A segment the writer deletes while a
+reader scans it raises ``FileNotFoundError``, which the shard answers by reopening from
+the newer checkpoint.
 """
 
 from __future__ import annotations
@@ -57,7 +63,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from ragfleet.errors import CollectionError, InputError
+from ragfleet.errors import CollectionError, InputError, ReadOnlyError
+from ragfleet.index import faults
 from ragfleet.index.atomic import fsync_dir
 
 __all__ = ["DEFAULT_SEGMENT_BYTES", "WriteAheadLog"]
@@ -166,15 +173,21 @@ class WriteAheadLog:
     Args:
         path: the WAL directory (the shard passes ``shard_dir / "wal"``); created if absent.
         segment_bytes: a segment is closed and a new one started before it would pass this.
+        read_only: read the log without writing anything (see the module docstring).
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, segment_bytes: int = DEFAULT_SEGMENT_BYTES
+        self,
+        path: str | os.PathLike[str],
+        *,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        read_only: bool = False,
     ) -> None:
         if segment_bytes < _FRAME.size + 1:
             raise InputError(f"segment_bytes must be > {_FRAME.size}, got {segment_bytes}")
         self.path = Path(path)
         self.segment_bytes = segment_bytes
+        self.read_only = read_only
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._size = 0
@@ -183,10 +196,10 @@ class WriteAheadLog:
         self._broken: str | None = None
         if self.path.exists() and not self.path.is_dir():
             raise CollectionError(f"WAL path {self.path} exists and is not a directory")
-        if not self.path.is_dir():
+        if not self.path.is_dir() and not read_only:
             self.path.mkdir(parents=True, exist_ok=True)
             fsync_dir(self.path.parent)
-        self._segments = self._list_segments()
+        self._segments = self._list_segments() if self.path.is_dir() else []
         self._first_seqs: dict[Path, int] = {}
         self._last_seq = self._recover()
 
@@ -209,7 +222,7 @@ class WriteAheadLog:
             if scan.records:
                 self._first_seqs[seg] = scan.records[0][0]
                 last = scan.records[-1][0]
-            if scan.bad_reason is not None:
+            if scan.bad_reason is not None and not self.read_only:
                 self._truncate_tail(seg, scan)
         return last
 
@@ -246,9 +259,13 @@ class WriteAheadLog:
 
         Raises:
             InputError: ``seq`` is not greater than :attr:`last_seq`, or too large.
-            CollectionError: the write or fsync failed (the log then refuses appends
-                until it is reopened, since the on-disk state is uncertain).
+            CollectionError: the write or fsync failed; nothing of the record remains. A
+                failed write (a full disk) is cut off and the log takes appends again; after
+                a failed fsync it refuses appends until reopened (the page cache is no
+                longer trusted).
         """
+        if self.read_only:
+            raise ReadOnlyError(f"WAL {self.path} is open read-only")
         if isinstance(seq, bool) or not isinstance(seq, int) or seq > _MAX_SEQ:
             raise InputError(f"WAL seq must be an int below 2**64, got {seq!r}")
         record = encode_record(seq, payload)
@@ -257,18 +274,32 @@ class WriteAheadLog:
                 raise CollectionError(f"WAL {self.path} is unusable after {self._broken}; reopen")
             if seq <= self._last_seq:
                 raise InputError(f"WAL seq {seq} must exceed the last seq {self._last_seq}")
+            failed = f"WAL {self.path}: append of seq {seq} failed"
             try:
                 fd = self._active_fd(len(record))
+            except OSError as e:  # no segment to write to (EMFILE, ENOSPC): nothing written
+                raise CollectionError(f"{failed}: {e}") from e
+            faults.point("wal.append")
+            try:
                 _write_all(fd, record)
-                if fsync:
-                    self._sync_locked(fd)
-                else:
-                    self._unsynced = True
             except OSError as e:
-                self._broken = f"a failed append of seq {seq}: {e}"
-                if self._fd is not None:
-                    _try_truncate(self._fd, self._size)
-                raise CollectionError(f"WAL {self.path}: append of seq {seq} failed: {e}") from e
+                # a short write (ENOSPC, EDQUOT): cut it off; if that works the log is exactly
+                # as before and takes appends again once the disk has room
+                if not _try_truncate(fd, self._size):
+                    self._broken = f"a failed append of seq {seq} that could not be cut off"
+                raise CollectionError(f"{failed}: {e}") from e
+            if fsync:
+                faults.point("wal.fsync")
+                try:
+                    self._sync_locked(fd)
+                except OSError as e:
+                    # after a failed fsync the page cache is no longer trusted (fsyncgate):
+                    # cut the record off so a reopen cannot apply a write reported as failed
+                    _try_truncate(fd, self._size)
+                    self._broken = f"a failed fsync of seq {seq}: {e}"
+                    raise CollectionError(f"{failed}: {e}") from e
+            else:
+                self._unsynced = True
             self._first_seqs.setdefault(self._segments[-1], seq)
             self._size += len(record)
             self._last_seq = seq
@@ -345,6 +376,8 @@ class WriteAheadLog:
         starts a new segment. Segments are deleted oldest first and the directory fsynced.
         Afterwards :attr:`last_seq` is at least ``seq``.
         """
+        if self.read_only:
+            raise ReadOnlyError(f"WAL {self.path} is open read-only")
         with self._lock:
             if self._segments and self._last_seq <= seq and self._has_records_locked():
                 self._rotate()
@@ -354,6 +387,7 @@ class WriteAheadLog:
                 if self._first_seqs.get(nxt, self._last_seq + 1) <= seq + 1
             ]
             for seg in doomed:
+                faults.point("wal.truncate")
                 seg.unlink()
                 self._segments.remove(seg)
                 self._first_seqs.pop(seg, None)
@@ -394,9 +428,12 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _try_truncate(fd: int, size: int) -> None:
-    """Best effort: cut a half-written record off after a failed append."""
+def _try_truncate(fd: int, size: int) -> bool:
+    """Best effort: cut a half-written record off after a failed append; whether it worked."""
     try:
         os.ftruncate(fd, size)
+        _fsync_file(fd)
     except OSError as e:
         log.error("WAL: could not cut a failed append back to %d bytes: %s", size, e)
+        return False
+    return True

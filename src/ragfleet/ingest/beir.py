@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ragfleet.errors import InputError
-from ragfleet.ingest.jsonl import iter_json_lines, load_jsonl, record_to_document
+from ragfleet.ingest.jsonl import OnInvalid, iter_json_lines, load_jsonl, record_to_document
 from ragfleet.types import Document
 
 
@@ -25,9 +25,10 @@ def _beir_file(root: str | Path, name: str) -> Path:
     return path
 
 
-def load_beir_corpus(root: str | Path) -> Iterator[Document]:
-    """The documents of ``root/corpus.jsonl`` (``_id``, ``title``, ``text``, ``metadata``)."""
-    return load_jsonl(_beir_file(root, "corpus.jsonl"))
+def load_beir_corpus(root: str | Path, on_invalid: OnInvalid | None = None) -> Iterator[Document]:
+    """The documents of ``root/corpus.jsonl`` (``_id``, ``title``, ``text``, ``metadata``);
+    ``on_invalid`` as for :func:`~ragfleet.ingest.jsonl.load_jsonl`."""
+    return load_jsonl(_beir_file(root, "corpus.jsonl"), on_invalid)
 
 
 def load_beir_query_records(root: str | Path) -> dict[str, dict[str, Any]]:

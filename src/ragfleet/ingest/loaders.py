@@ -12,7 +12,7 @@ from typing import Literal
 
 from ragfleet.errors import InputError, UnknownSpecError
 from ragfleet.ingest.beir import load_beir_corpus
-from ragfleet.ingest.jsonl import existing_path, load_jsonl
+from ragfleet.ingest.jsonl import OnInvalid, existing_path, load_jsonl
 from ragfleet.ingest.markdown import first_heading
 from ragfleet.types import Document
 
@@ -86,9 +86,13 @@ def sniff_format(path: str | Path) -> str:
     )
 
 
-def load_documents(source: str | Path, format: str = "auto") -> Iterator[Document]:
+def load_documents(
+    source: str | Path, format: str = "auto", on_invalid: OnInvalid | None = None
+) -> Iterator[Document]:
     """Documents from ``source`` in ``format`` (``auto`` detects it with
     :func:`sniff_format`): ``beir`` (corpus.jsonl of a BEIR folder), ``jsonl``, ``text``.
+    With ``on_invalid``, a record that cannot be read is reported ``(where, why)`` and
+    skipped instead of raising.
 
     Raises:
         UnknownSpecError: ``format`` is not one of :data:`FORMATS`.
@@ -98,7 +102,7 @@ def load_documents(source: str | Path, format: str = "auto") -> Iterator[Documen
         raise UnknownSpecError(f"unknown document format {format!r}; choose one of {FORMATS}")
     fmt = sniff_format(source) if format == "auto" else format
     if fmt == "beir":
-        return load_beir_corpus(source)
+        return load_beir_corpus(source, on_invalid)
     if fmt == "jsonl":
-        return load_jsonl(source)
+        return load_jsonl(source, on_invalid)
     return load_text_dir(source)

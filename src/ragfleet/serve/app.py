@@ -17,7 +17,10 @@ GET      /, /ui/*                            —       the web page (static; hol
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,12 +31,12 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 
 from ragfleet.collection import Collection
-from ragfleet.errors import RagfleetError
+from ragfleet.errors import Cancelled, RagfleetError
 from ragfleet.pipeline import Pipeline
 from ragfleet.serve import errors
 from ragfleet.serve.auth import KeyStore, Scope
 from ragfleet.serve.gate import Gate
-from ragfleet.serve.logging import configure
+from ragfleet.serve.logging import LOGGER, configure
 from ragfleet.serve.schemas import (
     AskBody,
     AskResponse,
@@ -61,6 +64,8 @@ def create_app(
     settings: ServeSettings,
     keys: KeyStore,
     pipelines: Mapping[str, Pipeline] | None = None,
+    *,
+    owns_collections: bool = False,
 ) -> FastAPI:
     """The application serving ``collections`` (name → open collection).
 
@@ -68,6 +73,8 @@ def create_app(
         settings: limits, load control and observability switches.
         keys: the API keys allowed in.
         pipelines: per collection, the ``/ask`` pipeline (default: extractive answers).
+        owns_collections: close the collections when the app shuts down (a writer
+            checkpoints then: ``ragfleet serve`` on SIGTERM, SIGINT or SIGHUP).
     """
     svc = Service(collections, settings, keys, pipelines)
     configure()
@@ -82,6 +89,8 @@ def create_app(
             yield
         finally:
             svc.close()
+            if owns_collections:
+                _close_collections(svc.collections)
 
     app = FastAPI(
         title="ragfleet", version="0.1.0", lifespan=lifespan, responses=_ERRORS,
@@ -105,6 +114,21 @@ def create_app(
     _collection_routes(app, svc)
     _service_routes(app, svc)
     return app
+
+
+def _close_collections(collections: Mapping[str, Collection]) -> None:
+    """Checkpoint and close every collection, saying so in the log (a failure too: the
+    writes are then safe in the log and replayed at the next start)."""
+    log = logging.getLogger(LOGGER)
+    for name, col in collections.items():
+        seq = sum(s.seq for s in col.shards)
+        try:
+            col.close()
+        except RagfleetError as e:
+            log.error("close failed", extra={"fields": {"collection": name, "error": str(e)}})
+            continue
+        what = "closed (read-only)" if col.read_only else "checkpointed and closed"
+        log.warning(what, extra={"fields": {"collection": name, "seq": seq}})
 
 
 def _key(scope: Scope) -> Any:
@@ -161,19 +185,32 @@ def _collection_routes(app: FastAPI, svc: Service) -> None:
         return JSONResponse(out)
 
     @app.post(f"{base}/documents", response_model=UpsertResponse, dependencies=[_key("write")])
-    async def upsert(name: str, body: UpsertBody) -> JSONResponse:
-        """Insert or replace a batch of documents (unchanged ones are skipped)."""
+    async def upsert(name: str, body: UpsertBody, request: Request) -> JSONResponse:
+        """Insert or replace a batch of documents (unchanged ones are skipped, documents
+        with no text are skipped and listed). Embedding runs outside the collection's write
+        lock; a client that disconnects meanwhile cancels the call before anything is
+        written."""
         col = svc.collection(name)
         svc.check_writable()
         svc.check_batch(len(body.documents))
         docs = [Document(d.doc_id, d.text, d.title, d.metadata) for d in body.documents]
+        gone = threading.Event()
+
+        def cancel() -> None:
+            if gone.is_set():
+                raise Cancelled("the client disconnected; nothing of its documents was written")
 
         def write() -> dict[str, Any]:
-            with svc.write_locks[name]:
-                report = col.upsert(docs)
-                return {**vars(report), "generation": col.generation}
+            report = col.upsert(docs, cancel=cancel, max_chunks=svc.settings.max_request_chunks)
+            out = {**vars(report), "generation": col.generation}
+            out["skipped"] = [{"doc_id": d, "reason": why} for d, why in report.skipped]
+            return out
 
-        return JSONResponse(await svc.timed("upsert", name, write, lambda r: r))
+        watch = asyncio.create_task(_watch_disconnect(request, gone))
+        try:
+            return JSONResponse(await svc.timed("upsert", name, write, lambda r: r))
+        finally:
+            watch.cancel()
 
     @app.delete(
         f"{base}/documents/{{doc_id:path}}", response_model=DeleteResponse,
@@ -185,9 +222,8 @@ def _collection_routes(app: FastAPI, svc: Service) -> None:
         svc.check_writable()
 
         def remove() -> dict[str, Any]:
-            with svc.write_locks[name]:
-                n = col.delete([doc_id])
-                return {"doc_id": doc_id, "deleted": n > 0, "generation": col.generation}
+            n = col.delete([doc_id])
+            return {"doc_id": doc_id, "deleted": n > 0, "generation": col.generation}
 
         out = await svc.timed("delete", name, remove, lambda r: r)
         if not out["deleted"]:
@@ -201,6 +237,15 @@ def _collection_routes(app: FastAPI, svc: Service) -> None:
         out = await svc.timed("stats", name, col.stats, lambda s: s)
         out.pop("path", None)  # the server's filesystem layout is not the caller's business
         return JSONResponse({**out, "name": name, "generation": col.generation})
+
+
+async def _watch_disconnect(request: Request, gone: threading.Event) -> None:
+    """Set ``gone`` once the client of ``request`` disconnects (polled every 0.2 s)."""
+    while not gone.is_set():
+        if await request.is_disconnected():
+            gone.set()
+            return
+        await asyncio.sleep(0.2)
 
 
 async def _ask_events(

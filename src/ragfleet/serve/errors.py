@@ -5,7 +5,10 @@ ragfleet error                HTTP  code
 ============================  ====  =====================
 InputError                    400   invalid_input
 ConfigError                   422   invalid_config
+StorageError                  507   storage_error (the message says what was applied)
+CollectionLockedError         409   collection_locked
 CollectionError               409   collection_error
+Cancelled                     499   cancelled (the client is gone; nobody reads it)
 IndexNotTrainedError          409   index_not_trained
 MissingDependencyError        501   missing_dependency
 DeadlineExceeded              504   deadline_exceeded
@@ -23,13 +26,16 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from ragfleet.errors import (
+    Cancelled,
     CollectionError,
+    CollectionLockedError,
     ConfigError,
     DeadlineExceeded,
     IndexNotTrainedError,
     InputError,
     MissingDependencyError,
     RagfleetError,
+    StorageError,
 )
 from ragfleet.serve.auth import AuthError
 from ragfleet.serve.logging import LOGGER, log_event, request_id
@@ -37,7 +43,10 @@ from ragfleet.serve.logging import LOGGER, log_event, request_id
 _MAP: tuple[tuple[type[RagfleetError], int, str], ...] = (
     (InputError, 400, "invalid_input"),
     (ConfigError, 422, "invalid_config"),
+    (StorageError, 507, "storage_error"),
+    (CollectionLockedError, 409, "collection_locked"),
     (CollectionError, 409, "collection_error"),
+    (Cancelled, 499, "cancelled"),
     (IndexNotTrainedError, 409, "index_not_trained"),
     (MissingDependencyError, 501, "missing_dependency"),
     (DeadlineExceeded, 504, "deadline_exceeded"),
@@ -45,7 +54,8 @@ _MAP: tuple[tuple[type[RagfleetError], int, str], ...] = (
 _HTTP_CODES = {
     400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 409: "conflict", 413: "body_too_large", 415: "unsupported_media",
-    422: "invalid_request", 429: "too_many_requests", 503: "unavailable",
+    422: "invalid_request", 429: "too_many_requests", 499: "cancelled", 503: "unavailable",
+    507: "insufficient_storage",
 }  # fmt: skip
 
 

@@ -21,15 +21,22 @@ def spec_json(dirs: list[Path], keys: Path, settings: ServeSettings) -> str:
     )
 
 
-def open_collections(dirs: list[Path]) -> dict[str, Any]:
-    """``{directory name: open Collection}``; two directories with one name are refused."""
+def open_collections(dirs: list[Path], *, read_only: bool = False) -> dict[str, Any]:
+    """``{directory name: open Collection}``; two directories with one name are refused.
+    Each is opened for writing (it takes the collection's writer lock) unless
+    ``read_only``; on any failure the ones already open are closed again."""
     from ragfleet.collection import Collection
 
     out: dict[str, Any] = {}
-    for d in dirs:
-        if d.name in out:
-            raise CollectionError(f"two collections are named {d.name!r}; rename one directory")
-        out[d.name] = Collection.open(d)
+    try:
+        for d in dirs:
+            if d.name in out:
+                raise CollectionError(f"two collections are named {d.name!r}; rename one directory")
+            out[d.name] = Collection.open(d, read_only=read_only)
+    except BaseException:
+        for col in out.values():
+            col.close()
+        raise
     return out
 
 
@@ -44,5 +51,10 @@ def from_env() -> Any:
     spec = json.loads(raw)
     settings = spec["settings"]
     settings["cors_origins"] = tuple(settings["cors_origins"])
-    collections = open_collections([Path(d) for d in spec["dirs"]])
-    return create_app(collections, ServeSettings(**settings), KeyStore.load(spec["keys"]))
+    serve_settings = ServeSettings(**settings)
+    collections = open_collections(
+        [Path(d) for d in spec["dirs"]], read_only=serve_settings.read_only
+    )
+    return create_app(
+        collections, serve_settings, KeyStore.load(spec["keys"]), owns_collections=True
+    )

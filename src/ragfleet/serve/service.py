@@ -10,7 +10,6 @@ together and every shard call is timed.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -68,7 +67,6 @@ class Service:
         self.limiter = RateLimiter(settings.rate_per_s, settings.burst)
         self.admission = Admission(settings.max_inflight)
         self.tracing = Tracing(settings.trace_exporter)
-        self.write_locks = {name: threading.Lock() for name in self.collections}
         self._saved: dict[str, tuple[Any, list[Any]]] = {}
         self._answer_encoders: list[tuple[Extractive, Any]] = []
         self.ready = False

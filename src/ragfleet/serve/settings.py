@@ -19,6 +19,8 @@ class ServeSettings:
         max_k: largest ``k`` a search may ask for.
         max_query_chars: longest query or question, in characters.
         max_batch_docs: most documents in one upsert.
+        max_request_chunks: most chunks one upsert may create (checked after chunking,
+            before embedding: 1,024 chunks embed in ~2 min on 2 cores).
         rate_per_s, burst: the per-key token bucket (``burst`` tokens, refilled at
             ``rate_per_s``); ``rate_per_s = 0`` turns rate limiting off.
         max_inflight: requests served at once; the next one gets 429 with Retry-After.
@@ -34,14 +36,15 @@ class ServeSettings:
         trace_exporter: OpenTelemetry exporter (``none`` by default).
         cache_bytes: in-process result cache per server (``ragfleet.cache``); 0: off.
         cache_url: a Redis URL shared by several servers, behind the in-process cache.
-        read_only: refuse writes (409); set when several worker processes serve one
-            collection, since only one process may write it.
+        read_only: open the collections read-only and refuse writes (409): several
+            worker processes, or a server beside another writer (one writer per collection).
     """
 
     max_body_bytes: int = 1 << 20
     max_k: int = 100
     max_query_chars: int = 2048
     max_batch_docs: int = 1000
+    max_request_chunks: int = 1024
     rate_per_s: float = 100.0
     burst: int = 200
     max_inflight: int = 64
@@ -63,6 +66,7 @@ class ServeSettings:
             "max_k": self.max_k,
             "max_query_chars": self.max_query_chars,
             "max_batch_docs": self.max_batch_docs,
+            "max_request_chunks": self.max_request_chunks,
             "burst": self.burst,
             "max_inflight": self.max_inflight,
             "retry_after_s": self.retry_after_s,

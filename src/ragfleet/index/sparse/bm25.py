@@ -120,6 +120,11 @@ class BM25Index:
     def n_live(self) -> int:
         return self._n_live
 
+    @property
+    def live(self) -> npt.NDArray[np.bool_]:
+        """Whether each row is live (not removed); a copy."""
+        return np.array(self._live.view(), dtype=bool)
+
     def add(self, rows: npt.ArrayLike, texts: Sequence[str]) -> None:
         """Analyse and index ``texts`` as ``rows``, which must be ``n_rows, n_rows+1, …``."""
         r = np.asarray(rows, dtype=np.int64).reshape(-1)
