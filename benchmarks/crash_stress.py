@@ -24,6 +24,7 @@ and ``.png``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -38,7 +39,19 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "results"
 N_IDS = 24
-WORDS = "river castle engine theorem protein orbit harbor violin glacier market desert".split()
+WORDS = [
+    "river",
+    "castle",
+    "engine",
+    "theorem",
+    "protein",
+    "orbit",
+    "harbor",
+    "violin",
+    "glacier",
+    "market",
+    "desert",
+]
 
 
 def _config() -> Any:
@@ -135,9 +148,10 @@ def reader(directory: str, out_path: str) -> None:
                 for shard in col.shards:
                     for d in shard.doc_hashes():
                         chunks = shard.chunks_of([d])
-                        if sorted(c.n for c in chunks) != list(range(len(chunks))) or len(
-                            {c.doc_hash for c in chunks}
-                        ) != 1:
+                        if (
+                            sorted(c.n for c in chunks) != list(range(len(chunks)))
+                            or len({c.doc_hash for c in chunks}) != 1
+                        ):
                             counts["torn_seen"] += 1
                 for h in col.search("river castle engine", k=10, mode="hybrid").hits:
                     counts["dead_hits"] += h.doc_id not in ids
@@ -168,7 +182,11 @@ def _compare(col: Any, model: dict[str, str], in_flight: dict[str, Any] | None) 
     chunker = make_chunker(col.config.chunker, col.encoder.tokenizer)
 
     def chunks(d: str, t: str | None) -> list[tuple[str, str]]:
-        return [] if t is None else sorted((c.chunk_id, c.text) for c in chunker.chunk_many([Document(d, t)]))
+        return (
+            []
+            if t is None
+            else sorted((c.chunk_id, c.text) for c in chunker.chunk_many([Document(d, t)]))
+        )
 
     stored: dict[str, list[tuple[str, str]]] = {}
     for shard in col.shards:
@@ -237,7 +255,9 @@ def run(args: argparse.Namespace) -> None:
     if zyg.stdout.readline().strip() != "ready":
         raise SystemExit("the zygote did not start")
     readers = [
-        subprocess.Popen([*mod, "--reader", str(root), str(work / f"reader-{i}.json")], env=env, cwd=REPO)
+        subprocess.Popen(
+            [*mod, "--reader", str(root), str(work / f"reader-{i}.json")], env=env, cwd=REPO
+        )
         for i in range(args.readers)
     ]
     rng = random.Random(args.seed)
@@ -258,10 +278,8 @@ def run(args: argparse.Namespace) -> None:
             while log.read_text("utf-8").count('"ack"') < want and time.monotonic() < deadline:
                 time.sleep(0.01)
             time.sleep(rng.uniform(0.0, 0.5))
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             while True:
                 try:
                     os.kill(pid, 0)
@@ -289,7 +307,9 @@ def run(args: argparse.Namespace) -> None:
             finally:
                 col.close()
             if trial % 25 == 24:
-                print(f"{trial + 1} kills, {acked_ops} acknowledged operations, {totals}", flush=True)
+                print(
+                    f"{trial + 1} kills, {acked_ops} acknowledged operations, {totals}", flush=True
+                )
     finally:
         zyg.stdin.close()
         zyg.wait(timeout=60)
@@ -303,7 +323,11 @@ def run(args: argparse.Namespace) -> None:
         "acknowledged_operations": acked_ops,
         **totals,
         "documents_at_end": len(model),
-        "recover_ms": {"p50": _pct(recover_ms, 50), "p99": _pct(recover_ms, 99), "max": max(recover_ms, default=0.0)},
+        "recover_ms": {
+            "p50": _pct(recover_ms, 50),
+            "p99": _pct(recover_ms, 99),
+            "max": max(recover_ms, default=0.0),
+        },
         "readers": seen,
         "seconds": time.monotonic() - t0,
         "cpu": os.cpu_count(),

@@ -74,7 +74,7 @@ def build_shard(path: Path, n: int, seed: int = 0) -> None:
     records = [
         ChunkRecord(f"d{i}#0", f"d{i}", 0, f"text {i}", "", {}, "h", "h", x[i]) for i in range(n)
     ]
-    shard.write(records)
+    shard.apply(records)
     shard.checkpoint()
     shard.close()
 

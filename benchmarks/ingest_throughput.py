@@ -31,10 +31,10 @@ def bare_encode(encoder: Any, texts: list[str], batch: int = 32) -> np.ndarray:
 
 def run(n: int, encoder_name: str, repeats: int) -> dict[str, Any]:
     from ragfleet.collection import Collection
+    from ragfleet.collection.writer import embed_text
     from ragfleet.config import CollectionConfig, EncoderConfig
     from ragfleet.embed.registry import load_encoder
     from ragfleet.types import Document
-    from ragfleet.writer import embed_text
 
     rows = load_beir_texts(DATA / "scifact", n)
     docs = [Document(r["_id"], r["text"], r["title"]) for r in rows]

@@ -73,8 +73,8 @@ def _phase_stats(records: list[tuple[str, float, bool]], phase: str) -> dict[str
 
 def run(n: int, settle_s: float) -> dict[str, Any]:
     from ragfleet.collection import Collection
+    from ragfleet.collection.generations import reindex
     from ragfleet.embed.registry import load_encoder
-    from ragfleet.generations import reindex
     from ragfleet.types import Document
 
     rows = load_beir_texts(DATA / "scifact", n)

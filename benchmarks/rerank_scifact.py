@@ -27,7 +27,7 @@ def run_method(
     col: Any, queries: dict[str, str], reranker: Any, candidates: int
 ) -> tuple[dict[str, dict[str, float]], list[float]]:
     """``{qid: {doc_id: score}}`` with rank-preserving scores, and rerank ms per query."""
-    from ragfleet.search.searcher import SearchRequest
+    from ragfleet.search.request import SearchRequest
 
     run: dict[str, dict[str, float]] = {}
     ms: list[float] = []

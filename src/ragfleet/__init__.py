@@ -22,7 +22,7 @@ from ragfleet.types import Chunk, Document, Hit, Results, StageTimings
 
 if TYPE_CHECKING:
     from ragfleet.collection import Collection
-    from ragfleet.search.searcher import SearchRequest
+    from ragfleet.search.request import SearchRequest
 
 __version__ = "0.1.0"
 

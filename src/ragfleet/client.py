@@ -10,6 +10,7 @@ carrying the server's status, error code and message. A 429 is retried after its
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,11 +18,15 @@ from typing import Any
 from urllib.parse import quote
 
 from ragfleet._optional import require
+from ragfleet.config import SearchConfig
 from ragfleet.errors import InputError, RagfleetError
 from ragfleet.generate.base import Citation
-from ragfleet.types import CacheInfo, Document, Hit, Mode, Results
+from ragfleet.search.request import SearchRequest
+from ragfleet.search.retriever import RetrieverBase
+from ragfleet.search.searcher import check_queries
+from ragfleet.types import CacheInfo, Document, Hit, Results
 
-__all__ = ["AskResult", "Client", "HTTPError"]
+__all__ = ["AskResult", "Client", "HTTPError", "RemoteCollection"]
 
 
 class HTTPError(RagfleetError):
@@ -100,6 +105,7 @@ class Client:
         httpx = require("httpx", "serve")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.retries = retries
+        self.base_url = url.rstrip("/")
         self._http = httpx.Client(
             base_url=url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
         )
@@ -128,14 +134,21 @@ class Client:
             code, message = "http_error", res.text[:200]
         raise HTTPError(res.status_code, code, message)
 
+    def collection(self, name: str) -> RemoteCollection:
+        """The collection ``name`` of this server as a
+        :class:`~ragfleet.search.retriever.Retriever`."""
+        return RemoteCollection(self, name)
+
     def search(
-        self, collection: str, query: str, *, k: int = 10, mode: Mode | None = None,
-        filter: Mapping[str, Any] | None = None, depth: int | None = None,
-        unique_docs: bool = False, timeout_ms: float | None = None,
-    ) -> Results:  # fmt: skip
-        """As :meth:`ragfleet.Collection.search`, over HTTP."""
-        body = {"query": query, "k": k, "mode": mode, "filter": filter, "depth": depth,
-                "unique_docs": unique_docs, "timeout_ms": timeout_ms}  # fmt: skip
+        self, collection: str, query: str, req: SearchRequest | None = None, **params: Any
+    ) -> Results:
+        """As :meth:`ragfleet.Collection.search`, over HTTP (the request is validated here
+        too, with the same bounds)."""
+        req = SearchRequest.of(req, **params)
+        body = {
+            "query": query,
+            **{k: v for k, v in dataclasses.asdict(req).items() if v is not None},
+        }
         return results_from_dict(self._call("POST", f"/v1/collections/{collection}/search", body))
 
     def ask(self, collection: str, question: str, *, budget_ms: float | None = None) -> AskResult:
@@ -184,6 +197,43 @@ class Client:
     def stats(self, collection: str) -> dict[str, Any]:
         out: dict[str, Any] = self._call("GET", f"/v1/collections/{collection}/stats")
         return out
+
+
+class RemoteCollection(RetrieverBase):
+    """A collection behind ``ragfleet serve``, as a Retriever (``Client.collection``).
+
+    ``generation`` asks the server (one ``GET …/stats``), so a cache in front of a remote
+    collection pays that call per lookup; ``defaults`` are fetched once.
+    """
+
+    def __init__(self, client: Client, name: str) -> None:
+        self.client = client
+        self.name = name
+        self._defaults: SearchConfig | None = None
+
+    def search_batch(
+        self, queries: Sequence[str], req: SearchRequest | None = None
+    ) -> list[Results]:
+        check_queries(queries)
+        return [self.client.search(self.name, q, req) for q in queries]
+
+    @property
+    def generation(self) -> str:
+        return str(self.client.stats(self.name)["generation"])
+
+    @property
+    def defaults(self) -> SearchConfig:
+        if self._defaults is None:
+            self._defaults = SearchConfig(**self.client.stats(self.name)["search"])
+        return self._defaults
+
+    @property
+    def identity(self) -> str:
+        return f"{self.client.base_url}/{self.name}"
+
+    @property
+    def encoder(self) -> None:
+        return None
 
 
 def _add_reports(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

@@ -124,18 +124,27 @@ class SparseConfig:
             raise ConfigError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={self.k1} b={self.b}")
 
 
+#: Most shards per collection: each holds a few open files (log, docstore, lock), and a
+#: collection needs them all open at once (``ulimit -n`` is checked against it too).
+MAX_SHARDS = 256
+
+
 @dataclass(frozen=True)
 class ShardingConfig:
-    """How chunks are placed on shards: all chunks of a document on one shard."""
+    """How chunks are placed on shards: all chunks of a document on one shard, by a hash of
+    its id (``hash``) or by the nearest k-means centroid of its vectors (``centroids``, see
+    :mod:`ragfleet.cluster.placement`)."""
 
     n_shards: int = 1
-    placement: Literal["hash"] = "hash"
+    placement: Literal["hash", "centroids"] = "hash"
 
     def __post_init__(self) -> None:
-        if self.n_shards < 1:
-            raise ConfigError(f"n_shards must be >= 1, got {self.n_shards}")
-        if self.placement != "hash":
-            raise ConfigError(f"unknown placement {self.placement!r}; only 'hash' is built")
+        if isinstance(self.n_shards, bool) or not isinstance(self.n_shards, int):
+            raise ConfigError(f"n_shards must be an integer, got {self.n_shards!r}")
+        if not 1 <= self.n_shards <= MAX_SHARDS:
+            raise ConfigError(f"n_shards must be between 1 and {MAX_SHARDS}, got {self.n_shards}")
+        if self.placement not in ("hash", "centroids"):
+            raise ConfigError(f"unknown placement {self.placement!r}; choose 'hash' or 'centroids'")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,9 @@ configured prior), in this order, as the budget shrinks:
 4. skip generation when nothing is left (the hits are still returned).
 
 Search always runs (with ``timeout_ms = left``); a shard that misses it lowers coverage.
+
+This module is longer than most (~350 lines) on purpose: the stages share one clock, one
+cost model and one degradation policy, and splitting them would spread the budget rule.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import numpy as np
 from ragfleet.errors import ConfigError, InputError
 from ragfleet.generate.base import Answer, Generator
 from ragfleet.rerank.base import Reranker, passage_text, reorder
+from ragfleet.search.retriever import Retriever
 from ragfleet.types import Hit, Mode
 
 STAGES = ("embed", "search", "rerank", "generate")
@@ -157,10 +161,11 @@ class Pipeline:
     """Answers questions over a collection (see the module docstring).
 
     Args:
-        collection: anything with ``search(query, k=, mode=, timeout_ms=) -> Results``.
+        collection: any :class:`~ragfleet.search.retriever.Retriever` (a Collection, a
+            Fleet, a CachedSearch, a RemoteCollection).
         reranker: optional; used only where configured.
         generator: default :class:`~ragfleet.generate.extractive.Extractive` with the
-            collection's encoder (:func:`collection_encoder`).
+            retriever's encoder.
         config: budget, depths and cost priors.
         fallback: the cheap generator used when the configured one cannot fit (default
             extractive; ``None`` to skip generation instead).
@@ -168,7 +173,7 @@ class Pipeline:
 
     def __init__(
         self,
-        collection: Any,
+        collection: Retriever,
         reranker: Reranker | None = None,
         generator: Generator | None = None,
         config: PipelineConfig | None = None,
@@ -178,7 +183,7 @@ class Pipeline:
 
         self.collection = collection
         self.reranker = reranker
-        encoder = collection_encoder(collection)
+        encoder = collection.encoder
         self.generator: Generator = (
             generator if generator is not None else Extractive(encoder=encoder)
         )
@@ -343,16 +348,6 @@ class Pipeline:
         if answer.truncated:
             degraded.setdefault("generate", "truncated at the deadline")
         return answer
-
-
-def collection_encoder(collection: Any) -> Any | None:
-    """The query encoder of ``collection`` (or of the collection a cache wraps), which the
-    default extractive generator uses for its ``λ·cos`` term; ``None`` when it has none."""
-    for obj in (collection, getattr(collection, "collection", None)):
-        encoder = getattr(obj, "encoder", None)
-        if encoder is not None and callable(getattr(encoder, "encode", None)):
-            return encoder
-    return None
 
 
 def _renumber(hits: list[Hit]) -> list[Hit]:

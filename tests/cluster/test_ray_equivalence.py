@@ -36,7 +36,7 @@ def test_ray_equals_local(ray_fleet, ray_collection, mode: str) -> None:  # type
 
 
 def test_batch_and_filters_equal_local(ray_fleet, ray_collection) -> None:  # type: ignore[no-untyped-def]
-    from ragfleet.search.searcher import SearchRequest
+    from ragfleet.search.request import SearchRequest
 
     req = SearchRequest(k=5, mode="hybrid", unique_docs=True)
     a = ray_collection.search_batch(QUERIES, req)

@@ -74,10 +74,24 @@ def test_filter_and_modes(built: Path) -> None:
         assert all(h["doc_id"].startswith("Super_Bowl_50") for h in json.loads(res.stdout)["hits"])
 
 
+NESTED = '{{"not": ' * 200 + '{{"year": 1}}' + "}}" * 200  # braces doubled for .format
+WIDE = '{{"or": [' + ", ".join(f'{{{{"y": {i}}}}}' for i in range(2000)) + "]}}"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["search", "{col}", "q", "--k", "0"], "--k must be >= 1"),
+        (["search", "{col}", "q", "--k", "0"], "k must be between 1 and 10,000"),
+        (["search", "{col}", "q", "--k", "1000000000"], "k must be between 1 and 10,000"),
+        (["search", "{col}", "q", "--k", "99999999999999999999"], "k must be between 1"),
+        (["search", "{col}", "q", "--timeout-ms", "0"], "timeout_ms must be > 0"),
+        (["search", "{col}", "q", "--timeout-ms", "-1"], "timeout_ms must be > 0"),
+        (["search", "{col}", "q", "--replicas", "0"], "replicas must be between 1 and 16"),
+        (["search", "{col}", "q", "--probe-shards", "0"], "probe_shards must be >= 1"),
+        (["search", "{col}", "q", "--filter", NESTED], "nests deeper than 8"),
+        (["search", "{col}", "q", "--filter", WIDE], "at most 256"),
+        (["ingest", "{corpus}", "--collection", "{tmp}/new", "--shards", "0"], "n_shards"),
+        (["ingest", "{corpus}", "--collection", "{tmp}/new", "--shards", "1000"], "n_shards"),
         (["search", "{tmp}/nope", "q"], "does not exist"),
         (["ingest", "{tmp}/missing.jsonl", "--collection", "{tmp}/new"], "does not exist"),
         (["ingest", "{corpus}", "--collection", "{tmp}/new", "--index", "bogus9"], "spec"),

@@ -167,7 +167,7 @@ def _check_search(col: Collection, expected: dict[str, str | None]) -> None:
     tags = {d: re.search(r"zq\S+", t).group(0) for d, t in live.items()}  # type: ignore[union-attr]
     if not tags:
         return
-    from ragfleet.search.searcher import SearchRequest
+    from ragfleet.search.request import SearchRequest
 
     results = col.search_batch(list(tags.values()), SearchRequest(k=3, mode="sparse"))
     for (doc_id, tag), res in zip(tags.items(), results, strict=True):
@@ -178,7 +178,7 @@ def _check_search(col: Collection, expected: dict[str, str | None]) -> None:
 
 
 def _top(col: Collection) -> list[list[tuple[str, float]]]:
-    from ragfleet.search.searcher import SearchRequest
+    from ragfleet.search.request import SearchRequest
 
     out = []
     for mode in ("dense", "sparse"):

@@ -44,7 +44,7 @@ from ragfleet.errors import CollectionError
 from ragfleet.index import faults
 from ragfleet.index.shard import CheckpointPolicy
 from ragfleet.ingest.chunking import make_chunker
-from ragfleet.search.searcher import SearchRequest
+from ragfleet.search.request import SearchRequest
 from ragfleet.types import Document
 
 IDS = [f"d{i}" for i in range(8)]

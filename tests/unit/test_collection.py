@@ -30,12 +30,31 @@ def test_unique_docs_keeps_each_documents_best_chunk(collection_factory) -> None
     assert len(docs) == len(set(docs)) == 8
 
 
+def _nested(depth: int) -> dict[str, object]:
+    f: dict[str, object] = {"year": 2000}
+    for _ in range(depth):
+        f = {"not": f}
+    return f
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"k": 0}, "k must be >= 1"),
+        ({"k": 0}, "k must be between 1 and 10,000"),
+        ({"k": 10**20}, "k must be between 1 and 10,000"),
+        ({"k": True}, "k must be an integer"),
         ({"mode": "fuzzy"}, "mode must be"),
         ({"filter": "{bad"}, "not valid JSON"),
+        ({"depth": 0}, "depth must be between 1"),
+        ({"ef_search": 0}, "ef_search must be between 1"),
+        ({"nprobe": -3}, "nprobe must be between 1"),
+        ({"timeout_ms": 0}, "timeout_ms must be > 0"),
+        ({"timeout_ms": -1}, "timeout_ms must be > 0"),
+        ({"timeout_ms": float("nan")}, "timeout_ms must be a number"),
+        ({"filter": {"year": {"in": list(range(300))}}}, "at most 256"),
+        ({"filter": {"or": [{"a": i} for i in range(2000)]}}, "at most 256"),
+        ({"filter": _nested(200)}, "nests deeper than 8"),
+        ({"kk": 3}, "unknown search parameter"),
     ],
 )
 def test_bad_queries_raise_input_error(collection_factory, kwargs, message) -> None:  # type: ignore[no-untyped-def]
@@ -176,7 +195,8 @@ def test_deadline_before_any_shard_answers_gives_flagged_empty_result(collection
     import threading
 
     from ragfleet.cluster.scatter import Scatter
-    from ragfleet.search.searcher import Searcher, SearchRequest
+    from ragfleet.search.request import SearchRequest
+    from ragfleet.search.searcher import Searcher
 
     col = collection_factory(4)
     release = threading.Event()

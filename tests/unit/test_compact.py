@@ -11,11 +11,11 @@ import pytest
 from tests.conftest import demo_docs
 
 from ragfleet.collection import Collection
-from ragfleet.compact import tombstone_ratio
+from ragfleet.collection.compact import tombstone_ratio
 from ragfleet.config import CollectionConfig, ShardingConfig
 from ragfleet.errors import ConfigError
 from ragfleet.index.shard import recover_swap
-from ragfleet.search.searcher import SearchRequest
+from ragfleet.search.request import SearchRequest
 
 QUERIES = ["Super Bowl halftime show", "Denver Broncos defense", "Santa Clara stadium"]
 

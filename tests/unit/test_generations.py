@@ -14,9 +14,10 @@ import pytest
 from tests.conftest import demo_docs
 from typer.testing import CliRunner
 
-import ragfleet.generations as gens
+import ragfleet.collection.generations as gens
 from ragfleet.cli.app import app
 from ragfleet.collection import Collection
+from ragfleet.collection.layout import Layout
 from ragfleet.errors import CollectionError
 from ragfleet.types import Results
 
@@ -45,10 +46,10 @@ def _hits(res: Results) -> list[tuple[str, float]]:
 
 
 def test_a_collection_without_generations_is_its_own_root(built: Path) -> None:
-    assert gens.current_generation(built) == built
+    assert Layout.of(built).current() == built
     [g] = gens.list_generations(built)
     assert (g.name, g.state, g.encoder) == ("root", "current", "minilm-int8")
-    assert gens.next_generation(built) == "gen-000002"
+    assert Layout.of(built).next_name() == "gen-000002"
 
 
 @pytest.mark.slow
@@ -95,24 +96,26 @@ def test_reindex_to_the_torch_model_swaps_between_queries(built: Path, encoder: 
 def test_reindex_resumes_where_it_stopped(
     built: Path, encoder: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = gens._write_chunks
+    import ragfleet.collection.rebuild as rebuild
+
+    real = rebuild._place
     calls = {"n": 0}
 
-    def stop_after_two(new: Collection, chunks: list[Any]) -> None:
+    def stop_after_two(*args: Any) -> Any:
         calls["n"] += 1
         if calls["n"] > 2:
             raise KeyboardInterrupt  # the operator stops the reindex
-        real(new, chunks)
+        return real(*args)
 
-    monkeypatch.setattr(gens, "_write_chunks", stop_after_two)
+    monkeypatch.setattr(rebuild, "_place", stop_after_two)
     with pytest.raises(KeyboardInterrupt):
         gens.reindex(built, "minilm-int8", batch_docs=5)
-    assert gens.current_name(built) == "root"
-    assert gens.building_generation(built) == "gen-000002"
-    monkeypatch.setattr(gens, "_write_chunks", real)
+    assert Layout.of(built).current_name() == "root"
+    assert Layout.of(built).building() == "gen-000002"
+    monkeypatch.setattr(rebuild, "_place", real)
     report = gens.reindex(built, "minilm-int8", batch_docs=5)
     assert (report.generation, report.documents_embedded) == ("gen-000002", N_DOCS - 10)
-    assert gens.current_name(built) == "gen-000002"
+    assert Layout.of(built).current_name() == "gen-000002"
 
 
 def test_reindex_and_gc_are_refused_while_another_writer_holds_the_collection(
@@ -125,7 +128,7 @@ def test_reindex_and_gc_are_refused_while_another_writer_holds_the_collection(
             gens.reindex(built, "minilm-int8")
         with pytest.raises(CollectionLockedError):
             gens.gc_generations(built)
-    assert gens.current_name(built) == "root" and gens.building_generation(built) is None
+    assert Layout.of(built).current_name() == "root" and Layout.of(built).building() is None
 
 
 def test_gc_removes_old_generations_and_the_cli_lists_them(built: Path, encoder: Any) -> None:

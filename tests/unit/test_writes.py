@@ -18,7 +18,7 @@ from ragfleet.errors import ConfigError, InputError
 from ragfleet.index.manifest import ShardManifest
 from ragfleet.index.shard import CheckpointPolicy
 from ragfleet.ingest import load_documents
-from ragfleet.search.searcher import SearchRequest
+from ragfleet.search.request import SearchRequest
 from ragfleet.types import Document
 
 

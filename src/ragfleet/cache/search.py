@@ -1,13 +1,17 @@
 """The cached read path: exact result cache, optional semantic cache, single-flight.
 
-``CachedSearch(collection, backend).search(query, k=…, mode=…)`` answers like
-``Collection.search`` and says where the answer came from in ``Results.cache``:
+``CachedSearch(retriever, backend).search(query, k=…, mode=…)`` answers like the
+retriever it fronts — any :class:`~ragfleet.search.retriever.Retriever`: a Collection, a
+Fleet, a RemoteCollection — is itself a Retriever, and says where the answer came from in
+``Results.cache``:
 
 1. **exact**: key = :func:`~ragfleet.cache.keys.result_key` over the normalised query,
-   every parameter that changes the answer (k, mode, depth, filter, unique_docs,
-   ef_search, nprobe, the collection's fusion settings and index spec) and
-   ``collection.generation`` — any acknowledged write changes the generation, so every
-   older entry becomes unreachable at once, without a scan;
+   the request *resolved* against the retriever's defaults
+   (:meth:`SearchRequest.cache_fields <ragfleet.search.request.SearchRequest.cache_fields>`:
+   every field but the timeout, so a new search parameter is part of the key without
+   anyone listing it), the retriever's search defaults (fusion, depth…) and its
+   ``generation`` — any acknowledged write changes the generation, so every older entry
+   becomes unreachable at once, without a scan;
 2. **semantic** (off unless ``semantic=`` is given): the query is embedded once (through
    the query-embedding cache), the nearest cached query with the same parameters and
    generation is found by cosine (:class:`~ragfleet.cache.semantic.SemanticCache`), and
@@ -26,7 +30,7 @@ import dataclasses
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,12 +45,15 @@ from ragfleet.cache.keys import canonical_json, result_key
 from ragfleet.cache.metrics import CacheMetrics
 from ragfleet.cache.semantic import SemanticCache
 from ragfleet.cache.singleflight import SingleFlight
-from ragfleet.errors import ConfigError, InputError
-from ragfleet.search.searcher import SearchRequest
-from ragfleet.types import CacheInfo, Mode, Results
+from ragfleet.config import SearchConfig
+from ragfleet.errors import ConfigError
+from ragfleet.search.request import SearchRequest
+from ragfleet.search.retriever import Retriever, RetrieverBase
+from ragfleet.search.searcher import check_queries
+from ragfleet.types import CacheInfo, Results
 
 if TYPE_CHECKING:
-    from ragfleet.collection import Collection
+    from ragfleet.embed.base import Encoder
 
 EXACT = CacheInfo(hit=True, kind="exact")
 
@@ -70,11 +77,11 @@ class SemanticCacheConfig:
             raise ConfigError("semantic max_entries and max_param_sets must be >= 1")
 
 
-class CachedSearch:
-    """``Collection.search`` behind the result, semantic and query-embedding caches.
+class CachedSearch(RetrieverBase):
+    """A retriever behind the result, semantic and query-embedding caches.
 
     Args:
-        collection: the collection searched on a miss.
+        retriever: what is searched on a miss (any Retriever).
         backend: where results live; ``None`` disables the result cache (single-flight
             still applies).
         semantic: enables the semantic cache (needs ``backend``).
@@ -82,14 +89,14 @@ class CachedSearch:
             embedding cache.
         metrics: shared metrics (a fresh one if None); series ``results``, ``semantic``,
             ``embeddings:query``.
-        namespace: identifies the collection in keys shared through Redis (default:
-            ``"<directory name>@<creation time>"``).
+        namespace: identifies the collection in keys shared through Redis (default: the
+            retriever's ``identity``, ``"<directory name>@<creation time>"``).
         ttl_s: TTL of stored results (``None``: the backend's default).
     """
 
     def __init__(
         self,
-        collection: Collection,
+        retriever: Retriever,
         backend: CacheBackend | None,
         *,
         semantic: SemanticCacheConfig | None = None,
@@ -100,45 +107,48 @@ class CachedSearch:
     ) -> None:
         if semantic is not None and backend is None:
             raise ConfigError("the semantic cache needs a result backend to hold its results")
-        self.collection = collection
+        if semantic is not None and retriever.encoder is None:
+            raise ConfigError("the semantic cache embeds queries: it needs a local retriever")
+        self.retriever = retriever
         self.metrics = metrics or CacheMetrics()
         self.semantic = semantic
-        ns = namespace or f"{collection.path.name}@{collection.info.created}"
-        self.namespace = f"results:{ns}"
+        self.namespace = f"results:{namespace or retriever.identity}"
         self._results = (
             None if backend is None else GuardedCache(backend, "results", self.metrics, ttl_s)
         )
         self._queries = None
-        if embeddings is not None:
-            dim = collection.encoder.dim
-            self._queries = EmbeddingCache(embeddings, dim, kind="query", metrics=self.metrics)
-        self._fingerprint = collection.encoder.contract.fingerprint()
+        enc = retriever.encoder
+        if embeddings is not None and enc is not None:
+            self._queries = EmbeddingCache(embeddings, enc.dim, kind="query", metrics=self.metrics)
+        self._fingerprint = enc.contract.fingerprint() if enc is not None else ""
         self._flight: SingleFlight[Results] = SingleFlight()
         self._semantic: OrderedDict[str, SemanticCache] = OrderedDict()
         self._lock = threading.Lock()
 
-    def search(
-        self,
-        query: str,
-        *,
-        k: int | None = None,
-        mode: Mode | None = None,
-        filter: Mapping[str, Any] | str | None = None,
-        depth: int | None = None,
-        ef_search: int | None = None,
-        nprobe: int | None = None,
-        unique_docs: bool = False,
-        timeout_ms: float | None = None,
-    ) -> Results:
-        """Search one query (parameters as in ``Collection.search``), cached."""
-        req = SearchRequest(k, mode, depth, filter, ef_search, nprobe, unique_docs, timeout_ms)
-        return self.search_request(query, req)
+    # -- the Retriever protocol ---------------------------------------------------------
+    @property
+    def generation(self) -> str:
+        return self.retriever.generation
 
-    def search_request(self, query: str, req: SearchRequest) -> Results:
-        """:meth:`search` with the parameters in a :class:`SearchRequest`."""
-        _check_query(query)
+    @property
+    def defaults(self) -> SearchConfig:
+        return self.retriever.defaults
+
+    @property
+    def identity(self) -> str:
+        return self.retriever.identity
+
+    @property
+    def encoder(self) -> Encoder | None:
+        return self.retriever.encoder
+
+    def search(self, query: str, req: SearchRequest | None = None, **params: Any) -> Results:
+        """Search one query (as the retriever does), cached; single-flight across
+        concurrent identical misses, and the semantic cache when configured."""
+        req = SearchRequest.of(req, **params)
+        check_queries([query])
         t0 = time.perf_counter()
-        generation = self.collection.generation
+        generation = self.retriever.generation
         params = self.key_params(req)
         key = result_key(self.namespace, query, params, generation)
         cached = self._lookup(key)
@@ -161,13 +171,12 @@ class CachedSearch:
         self, queries: Sequence[str], req: SearchRequest | None = None
     ) -> list[Results]:
         """Search many queries: cached ones from the exact cache, the misses in one
-        ``Collection.search_batch`` call (one encoder call, one scatter; duplicates searched
-        once). The semantic cache and single-flight across calls are :meth:`search`'s only."""
+        ``search_batch`` call of the retriever (one encoder call, one scatter; duplicates
+        searched once). The semantic cache and single-flight are :meth:`search`'s only."""
         req = req or SearchRequest()
-        for q in queries:
-            _check_query(q)
+        check_queries(queries)
         t0 = time.perf_counter()
-        generation, params = self.collection.generation, self.key_params(req)
+        generation, params = self.retriever.generation, self.key_params(req)
         keys = [result_key(self.namespace, q, params, generation) for q in queries]
         out: list[Results | None] = [self._lookup(key) for key in keys]
         todo: dict[str, str] = {}  # key → first query with it (duplicates searched once)
@@ -177,7 +186,7 @@ class CachedSearch:
         lookup_ms = (time.perf_counter() - t0) * 1e3
         computed: dict[str, Results] = {}
         if todo:
-            fresh = self.collection.search_batch(list(todo.values()), req)
+            fresh = self.retriever.search_batch(list(todo.values()), req)
             computed = dict(zip(todo, fresh, strict=True))
             for key, results in computed.items():
                 self._store(key, results)
@@ -187,21 +196,11 @@ class CachedSearch:
         ]
 
     def key_params(self, req: SearchRequest) -> dict[str, Any]:
-        """Every parameter that changes the answer, with the collection's defaults filled
-        in (so ``k=None`` and ``k=<default>`` share entries). ``timeout_ms`` is left out: it
-        changes only whether an answer is complete, and incomplete ones are not stored."""
-        d, f = self.collection.config.search, req.filter
-        return {
-            "k": d.k if req.k is None else req.k,
-            "mode": req.mode or d.mode,
-            "depth": d.depth if req.depth is None else req.depth,
-            "filter": dict(f) if isinstance(f, Mapping) else f,
-            "unique_docs": req.unique_docs,
-            "ef_search": req.ef_search,
-            "nprobe": req.nprobe,
-            "fusion": [d.fusion, d.rrf_k, d.alpha],
-            "index": self.collection.config.index.spec,
-        }
+        """Everything that changes the answer: the request resolved against the
+        retriever's defaults (so ``k=None`` and ``k=<default>`` share entries) minus its
+        timeout, and the defaults themselves (fusion, alpha…)."""
+        defaults = self.retriever.defaults
+        return {**req.resolve(defaults).cache_fields(), "defaults": dataclasses.asdict(defaults)}
 
     def stats(self) -> dict[str, Any]:
         """The metrics snapshot, for the service's ``/metrics`` and ``/stats``."""
@@ -218,13 +217,17 @@ class CachedSearch:
             self._results.store(key, lambda: results_to_bytes(results))
 
     def _compute(self, query: str, req: SearchRequest, key: str) -> Results:
-        results = self.collection.search_batch([query], req)[0]
+        results = self.retriever.search_batch([query], req)[0]
         self._store(key, results)
         return results
 
     def _query_vector(self, query: str) -> npt.NDArray[np.float32]:
+        encoder = self.retriever.encoder
+        if encoder is None:
+            raise ConfigError("the semantic cache needs a local retriever to embed queries")
+
         def embed(texts: list[str]) -> npt.NDArray[np.float32]:
-            return self.collection.encoder.encode(texts, kind="query")
+            return encoder.encode(texts, kind="query")
 
         if self._queries is None:
             vectors = embed([query])
@@ -239,7 +242,8 @@ class CachedSearch:
         with self._lock:
             cache = self._semantic.get(digest)
             if cache is None:
-                cache = SemanticCache(self.collection.encoder.dim, cfg.threshold, cfg.max_entries)
+                dim = self.retriever.encoder.dim if self.retriever.encoder is not None else 0
+                cache = SemanticCache(dim, cfg.threshold, cfg.max_entries)
                 self._semantic[digest] = cache
                 if len(self._semantic) > cfg.max_param_sets:
                     self._semantic.popitem(last=False)
@@ -261,11 +265,6 @@ class CachedSearch:
         self.metrics.record("semantic", "hit", latency)
         info = CacheInfo(True, "semantic", match.query_text, match.cosine)
         return cached, info
-
-
-def _check_query(query: object) -> None:
-    if not isinstance(query, str) or not query.strip():
-        raise InputError(f"a query must be a non-empty string, got {query!r}")
 
 
 def _complete(results: Results) -> bool:

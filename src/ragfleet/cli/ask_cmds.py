@@ -60,9 +60,8 @@ def make_pipeline(
     )
     if generator == "extractive":
         from ragfleet.generate.extractive import Extractive
-        from ragfleet.pipeline import collection_encoder
 
-        return Pipeline(collection, rr, Extractive(encoder=collection_encoder(collection)), config)
+        return Pipeline(collection, rr, Extractive(encoder=collection.encoder), config)
     if generator == "llama":
         from ragfleet.generate.llama import LlamaConfig, LlamaGenerator
 

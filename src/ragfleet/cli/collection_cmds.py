@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -144,7 +145,7 @@ def _config(
 ) -> CollectionConfig:
     base = CollectionConfig()
     return base.replace(
-        sharding=ShardingConfig(n_shards=shards or 1),
+        sharding=ShardingConfig(n_shards=1 if shards is None else shards),
         index=IndexConfig(spec=index or base.index.spec),
         encoder=EncoderConfig(name=encoder or base.encoder.name, workers=workers),
         chunker=ChunkerConfig.parse(chunker) if chunker else base.chunker,
@@ -176,50 +177,49 @@ def search(
 ) -> None:
     """Search a collection, in process or on a Ray cluster (``--backend ray``)."""
     from ragfleet.errors import InputError
+    from ragfleet.search.request import SearchRequest
 
     with user_errors():
-        if k < 1:
-            raise InputError(f"--k must be >= 1, got {k}")
         if backend not in ("local", "ray"):
             raise InputError(f"--backend must be local or ray, got {backend!r}")
-        params: dict[str, Any] = {
-            "k": k,
-            "mode": mode,
-            "filter": filter,
-            "unique_docs": unique_docs,
-            "timeout_ms": timeout_ms,
-        }
-        if backend == "ray" or replicas > 1 or probe_shards:
-            from ragfleet.fleet import Fleet
+        req = SearchRequest(
+            k=k,
+            mode=mode,  # type: ignore[arg-type]  # SearchRequest validates it
+            filter=filter,
+            unique_docs=unique_docs,
+            timeout_ms=timeout_ms,
+        )
+        with _retriever(collection, backend, replicas, address, probe_shards) as retriever:
+            if cache_url is not None:
+                from ragfleet.cache.factory import cache_backend
+                from ragfleet.cache.search import CachedSearch
 
-            with Fleet.open(
-                collection,
-                backend="ray" if backend == "ray" else "local",
-                replicas=replicas,
-                address=address,
-                probe_shards=probe_shards,
-            ) as fleet:
-                res = fleet.search(query, **params)
-        else:
-            res = _search_local(collection, query, params, cache_url)
+                retriever = CachedSearch(retriever, cache_backend(cache_url))
+            res = retriever.search(query, req)
     if as_json:
         print_json(res.to_dict())
         return
     _print_hits(res.to_dict())
 
 
-def _search_local(
-    collection: Path, query: str, params: dict[str, Any], cache_url: str | None
-) -> Any:
+@contextmanager
+def _retriever(
+    collection: Path, backend: str, replicas: int, address: str | None, probe: int | None
+) -> Iterator[Any]:
+    """A read-only Collection, or a Fleet when replicas, Ray or routing are asked for."""
+    if backend == "ray" or replicas != 1 or probe is not None:
+        from ragfleet.fleet import Fleet
+
+        with Fleet.open(
+            collection, backend="ray" if backend == "ray" else "local", replicas=replicas,
+            address=address, probe_shards=probe,
+        ) as fleet:  # fmt: skip
+            yield fleet
+        return
     from ragfleet.collection import Collection
 
     with Collection.open(collection, read_only=True) as col:
-        if cache_url is None:
-            return col.search(query, **params)
-        from ragfleet.cache.factory import cache_backend
-        from ragfleet.cache.search import CachedSearch
-
-        return CachedSearch(col, cache_backend(cache_url)).search(query, **params)
+        yield col
 
 
 def _print_hits(res: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
     app.command("delete")(delete)
     app.command("compact")(compact)
     app.command("reindex")(reindex)
+    app.command("reshard")(reshard)
     app.command("generations")(generations)
 
 
@@ -116,7 +117,7 @@ def reindex(
     encoder: Annotated[str, typer.Option(help="the new encoder (minilm-int8, minilm)")],
 ) -> None:
     """Re-embed the collection under a new encoder in a new generation, verify, swap."""
-    from ragfleet.generations import reindex as run
+    from ragfleet.collection.generations import reindex as run
 
     with user_errors():
         report = run(collection, encoder)
@@ -124,6 +125,35 @@ def reindex(
         f"{collection}: {report.generation} is current ({report.documents} documents, "
         f"{report.chunks} chunks, {report.documents_embedded} embedded in "
         f"{report.seconds:.1f}s)",
+        err=True,
+    )
+
+
+def reshard(
+    collection: Dir,
+    shards: Annotated[int, typer.Option(help="the new number of shards")],
+    placement: Annotated[str, typer.Option(help="hash | centroids")] = "hash",
+    out: Annotated[
+        Path | None, typer.Option(help="write a new collection here instead of a generation")
+    ] = None,
+    sample: Annotated[int, typer.Option(help="chunk vectors k-means fits on")] = 20_000,
+) -> None:
+    """Re-place the documents on N shards (by hash, or by k-means centroids for routing
+    with --probe-shards): a new generation swapped in through CURRENT, or --out NEW_DIR."""
+    from ragfleet.collection.reshard import reshard as run
+    from ragfleet.collection.reshard import reshard_to
+    from ragfleet.config import ShardingConfig
+
+    with user_errors():
+        ShardingConfig(n_shards=shards, placement=placement)  # type: ignore[arg-type]
+        if out is not None:
+            n = reshard_to(collection, out, shards, placement, sample_size=sample)  # type: ignore[arg-type]
+            typer.echo(f"{out}: {n} documents on {shards} shard(s) by {placement}", err=True)
+            return
+        report = run(collection, shards, placement, sample_size=sample)  # type: ignore[arg-type]
+    typer.echo(
+        f"{collection}: {report.generation} is current ({report.documents} documents, "
+        f"{report.chunks} chunks on {shards} shard(s) by {placement}, {report.seconds:.1f}s)",
         err=True,
     )
 
@@ -136,7 +166,7 @@ def generations(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """List the collection's generations (and with --gc remove the old ones)."""
-    from ragfleet.generations import gc_generations, list_generations
+    from ragfleet.collection.generations import gc_generations, list_generations
 
     with user_errors():
         removed = gc_generations(collection) if gc else []

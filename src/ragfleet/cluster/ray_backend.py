@@ -1,8 +1,10 @@
 """The Ray backend: each shard replica is a Ray actor; the coordinator stays in the driver.
 
-* :class:`ShardActor` opens one shard read-only from the collection path (a path every
-  node sees: shared storage, or the same disk for a cluster on one machine) and serves the
-  four :class:`~ragfleet.cluster.client.ShardClient` calls.
+* :class:`ShardActor` opens one shard from the collection path (a path every node sees:
+  shared storage, or the same disk for a cluster on one machine) and serves the
+  :class:`~ragfleet.cluster.client.ShardClient` calls. Replica 0 of a shard is its owner
+  when the fleet was opened for writing: the one process that writes that shard's log;
+  the others open it read-only and ``refresh`` after each write.
 * :class:`RayShardClient` is the ShardClient that calls one actor.
 * :func:`deploy` starts ``R`` actors per shard. The replicas of a shard are the bundles of
   one placement group with strategy ``STRICT_SPREAD`` (one replica per node) when the
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,9 @@ from ragfleet.errors import ConfigError
 from ragfleet.index.docstore import StoredChunk
 from ragfleet.index.shard import Shard, ShardQuery, ShardResult
 from ragfleet.index.sparse.bm25 import ShardTermStats
+from ragfleet.index.writebatch import ChunkRecord
+
+log = logging.getLogger(__name__)
 
 ACTOR_CPUS = 0.01  # actors are I/O- and FAISS-bound; a token share lets many fit a node
 READY_TIMEOUT_S = 120.0
@@ -41,13 +46,34 @@ class ShardActor:
     ``path`` is the shard's directory, ``<collection>/shard-NNN``."""
 
     def __init__(
-        self, path: str, shard_id: int, config: dict[str, Any], dim: int, fingerprint: str
+        self,
+        path: str,
+        shard_id: int,
+        config: dict[str, Any],
+        dim: int,
+        fingerprint: str,
+        owner: bool = False,
     ) -> None:
         cfg = CollectionConfig.from_dict(config)
-        self.shard = Shard(Path(path), shard_id, cfg, dim, fingerprint, read_only=True)
+        self.shard = Shard(Path(path), shard_id, cfg, dim, fingerprint, read_only=not owner)
 
     def search(self, q: ShardQuery) -> ShardResult:
         return self.shard.search(q)
+
+    def apply(self, upserts: Sequence[ChunkRecord], deletes: Sequence[str]) -> int:
+        return self.shard.apply(upserts, deletes)
+
+    def doc_hashes(self) -> Mapping[str, str]:
+        return dict(self.shard.doc_hashes())
+
+    def live_docs(self, doc_ids: Sequence[str]) -> list[str]:
+        return self.shard.live_docs(doc_ids)
+
+    def refresh(self) -> bool:
+        return self.shard.refresh()
+
+    def close(self) -> None:
+        self.shard.close()
 
     def term_stats(self, terms: Sequence[str]) -> ShardTermStats:
         return self.shard.term_stats(terms)
@@ -92,6 +118,26 @@ class RayShardClient:
         out: dict[str, object] = self._ray.get(self.actor.stats.remote())
         return out
 
+    def apply(self, upserts: Sequence[ChunkRecord], deletes: Sequence[str] = ()) -> int:
+        seq: int = self._ray.get(self.actor.apply.remote(list(upserts), list(deletes)))
+        return seq
+
+    def doc_hashes(self) -> Mapping[str, str]:
+        out: Mapping[str, str] = self._ray.get(self.actor.doc_hashes.remote())
+        return out
+
+    def live_docs(self, doc_ids: Sequence[str]) -> list[str]:
+        out: list[str] = self._ray.get(self.actor.live_docs.remote(list(doc_ids)))
+        return out
+
+    def refresh(self) -> bool:
+        changed: bool = self._ray.get(self.actor.refresh.remote())
+        return changed
+
+    def close(self) -> None:
+        """Close the actor's shard (a writer checkpoints) before the actor is killed."""
+        self._ray.get(self.actor.close.remote())
+
     def where(self) -> tuple[int, str]:
         out: tuple[int, str] = self._ray.get(self.actor.where.remote())
         return out
@@ -111,6 +157,10 @@ class RayDeployment:
             return
         for replicas in self.clients:
             for c in replicas:
+                try:
+                    c.close()  # the owner checkpoints its shard
+                except Exception as e:  # a dead actor has nothing to close
+                    log.warning("closing shard %d's replica failed: %s", c.shard_id, e)
                 ray.kill(c.actor, no_restart=True)
         for pg in self.groups:
             ray.util.remove_placement_group(pg)
@@ -138,15 +188,18 @@ def connect(address: str | None) -> bool:
 
 
 def deploy(
-    path: Path,
+    shard_dirs: Sequence[Path],
     config: CollectionConfig,
     dim: int,
     fingerprint: str,
     *,
     replicas: int,
     address: str | None = None,
+    writable: bool = False,
 ) -> RayDeployment:
-    """Start ``replicas`` :class:`ShardActor` per shard of the collection at ``path``."""
+    """Start ``replicas`` :class:`ShardActor` per shard (``shard_dirs``, in shard order);
+    with ``writable``, replica 0 of each shard is its owner (it opens the shard for
+    writing), the others read."""
     if replicas < 1:
         raise ConfigError(f"replicas must be >= 1, got {replicas}")
     ray = require("ray", "ray")
@@ -163,8 +216,8 @@ def deploy(
         "max_task_retries": 0 if replicas > 1 else -1,
     }
     out = RayDeployment([], [], owns)
-    root, cfg = path.resolve(), config.to_dict()
-    for s in range(config.sharding.n_shards):
+    cfg = config.to_dict()
+    for s, shard_dir in enumerate(shard_dirs):
         pg = placement_group([{"CPU": ACTOR_CPUS}] * replicas, strategy=strategy)
         out.groups.append(pg)
         actors = [
@@ -173,7 +226,7 @@ def deploy(
                 scheduling_strategy=PlacementGroupSchedulingStrategy(
                     pg, placement_group_bundle_index=r
                 ),
-            ).remote(str(root / f"shard-{s:03d}"), s, cfg, dim, fingerprint)
+            ).remote(str(shard_dir.resolve()), s, cfg, dim, fingerprint, writable and r == 0)
             for r in range(replicas)
         ]
         out.clients.append([RayShardClient(a, s) for a in actors])

@@ -20,16 +20,23 @@ A :class:`ReplicatedShard` is itself a :class:`~ragfleet.cluster.client.ShardCli
   ``min_samples`` are seen, ``initial_hedge_s`` is used.
 * **Failover** — a replica that raises is marked down for ``down_s`` seconds and the call
   is retried on another replica; only when every replica has failed does the error reach
-  the caller.
+  the caller. A *caller's* error (:func:`is_caller_error`: an invalid request, a write to a
+  read-only shard) is not the replica's fault: it reaches the caller at once, and no
+  replica is marked down for it.
+* **Writes** — ``apply`` goes to replica 0, the shard's owner (the one process that writes
+  its log), never hedged or retried elsewhere; once it is acknowledged every other replica
+  ``refresh``-es, so a read after a write sees it (read-your-writes). ``doc_hashes`` and
+  ``live_docs``, which writes are planned from, are read from the owner too.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TypeVar
@@ -37,12 +44,14 @@ from typing import TypeVar
 import numpy as np
 
 from ragfleet.cluster.client import ShardClient
-from ragfleet.errors import ConfigError
+from ragfleet.errors import ConfigError, InputError, ReadOnlyError
 from ragfleet.index.docstore import StoredChunk
 from ragfleet.index.shard import ShardQuery, ShardResult
 from ragfleet.index.sparse.bm25 import ShardTermStats
+from ragfleet.index.writebatch import ChunkRecord
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 EPSILON_S = 1e-4
 
 
@@ -73,6 +82,12 @@ class HedgeConfig:
             raise ConfigError(f"ewma_alpha must be in (0, 1], got {self.ewma_alpha}")
         if min(self.initial_hedge_s, self.min_hedge_s, self.down_s) < 0:
             raise ConfigError("initial_hedge_s, min_hedge_s and down_s must be >= 0")
+
+
+def is_caller_error(error: BaseException) -> bool:
+    """Whether ``error`` is the caller's mistake rather than a replica's fault (a Ray task
+    error is an instance of the error it carries, so this holds across the cluster)."""
+    return isinstance(error, InputError | ConfigError | ReadOnlyError)
 
 
 class LatencyWindow:
@@ -126,6 +141,7 @@ class ReplicatedShard:
         self.hedges = 0  # how many requests were hedged (for benchmarks and stats)
         self.served = [0] * len(self.replicas)  # answers per replica
         self.errors = 0  # how many replica calls raised (each one retried elsewhere)
+        self.seq = 0  # the last write acknowledged through this client
 
     @property
     def shard_id(self) -> int:
@@ -149,6 +165,26 @@ class ReplicatedShard:
         out = dict(self._call(lambda r: r.stats(), hedge=False))
         out.update(replicas=len(self.replicas), hedges=self.hedges, errors=self.errors)
         return out
+
+    def apply(self, upserts: Sequence[ChunkRecord], deletes: Sequence[str] = ()) -> int:
+        seq = self.replicas[0].apply(upserts, deletes)
+        self.seq = seq
+        for r in self.replicas[1:]:  # acknowledged: a failing refresh must not undo that
+            try:
+                r.refresh()
+            except Exception as e:  # it catches up at its next refresh or restart
+                log.warning("shard %d: a replica did not refresh after seq %d: %s",
+                            self._shard_id, seq, e)  # fmt: skip
+        return seq
+
+    def refresh(self) -> bool:
+        return any([r.refresh() for r in self.replicas])
+
+    def doc_hashes(self) -> Mapping[str, str]:
+        return self.replicas[0].doc_hashes()
+
+    def live_docs(self, doc_ids: Sequence[str]) -> list[str]:
+        return self.replicas[0].live_docs(doc_ids)
 
     # -- selection ------------------------------------------------------------------------
     def hedge_delay(self) -> float:
@@ -183,10 +219,11 @@ class ReplicatedShard:
         t0 = time.monotonic()
         try:
             out = fn(self.replicas[i])
-        except BaseException:
-            with self._lock:
-                self._down_until[i] = time.monotonic() + self.config.down_s
-                self.errors += 1
+        except BaseException as e:
+            if not is_caller_error(e):
+                with self._lock:
+                    self._down_until[i] = time.monotonic() + self.config.down_s
+                    self.errors += 1
             raise
         a = self.config.ewma_alpha
         with self._lock:
@@ -218,9 +255,11 @@ class ReplicatedShard:
             for f in done:
                 running.pop(f)
                 error = f.exception()
-                if error is None:
+                if error is None or is_caller_error(error):
                     for loser in running:
                         loser.cancel()  # not started yet: never runs; running: ignored
+                    if error is not None:
+                        raise error  # the request is wrong, not the replica: no failover
                     self.latency.add(time.monotonic() - t0)
                     return f.result()
                 last_error = error

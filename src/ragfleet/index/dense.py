@@ -19,6 +19,9 @@ Thread-safety: concurrent :meth:`DenseIndex.search` calls are safe (FAISS search
 read-only and every per-query parameter travels in a ``SearchParameters`` object, never
 in the shared index). ``train``/``add``/``save`` must not overlap with searches: the
 shard serialises writes behind a readers-writer lock.
+
+This module is longer than most (~410 lines) on purpose: one class serves every FAISS
+spec, and the filtered-search fallbacks depend on each spec's internals.
 """
 
 from __future__ import annotations

@@ -56,21 +56,10 @@ _PAGE = 4096
 
 @dataclass(frozen=True, slots=True)
 class StoredChunk:
-    """One row of the docstore as read back for a hit."""
-
-    row: int
-    chunk_id: str
-    doc_id: str
-    n: int
-    title: str
-    text: str
-    metadata: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class NewChunk:
-    """A whole row: what a write adds (``row`` assigned by the shard), and what compaction,
-    reindex and reshard read back."""
+    """One row of the docstore, whole: what a write stores (``row`` assigned by the
+    shard, equal to its dense/sparse row), what a hit is read back from, and what
+    compaction, reindex and reshard copy (with a vector, as a
+    :class:`~ragfleet.index.writebatch.ChunkRecord`)."""
 
     row: int
     chunk_id: str
@@ -170,7 +159,7 @@ class DocStore:
             self._db.close()
 
     # -- writes -------------------------------------------------------------------------
-    def add(self, rows: Sequence[NewChunk]) -> None:
+    def add(self, rows: Sequence[StoredChunk]) -> None:
         """Add rows to the overlay (a write since the checkpoint, or its replay)."""
         if not rows:
             return
@@ -245,21 +234,15 @@ class DocStore:
         out: dict[int, StoredChunk] = {}
         for part in _pages([int(r) for r in rows]):
             marks = ",".join("?" * len(part))
-            for r in self._union(
-                "row, chunk_id, doc_id, n, title, text, metadata", f"row IN ({marks})", part
-            ):
-                out[r[0]] = StoredChunk(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]))
-        return out
-
-    def chunks(self, rows: Sequence[int]) -> list[NewChunk]:
-        """Whole rows (for compaction, reindex and reshard), in the order of ``rows``."""
-        found: dict[int, NewChunk] = {}
-        for part in _pages([int(r) for r in rows]):
-            marks = ",".join("?" * len(part))
             for r in self._union(_COLUMNS, f"row IN ({marks})", part):
-                found[r[0]] = NewChunk(
+                out[r[0]] = StoredChunk(
                     r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8]
                 )
+        return out
+
+    def chunks(self, rows: Sequence[int]) -> list[StoredChunk]:
+        """Whole rows (for compaction, reindex and reshard), in the order of ``rows``."""
+        found = self.fetch(rows)
         missing = [r for r in rows if r not in found]
         if missing:
             raise CollectionError(f"docstore {self.path} lacks rows {missing[:5]}; restore it")
@@ -278,7 +261,7 @@ class DocStore:
             return 0
 
 
-def _values(c: NewChunk) -> tuple[object, ...]:
+def _values(c: StoredChunk) -> tuple[object, ...]:
     meta = json.dumps(dict(c.metadata), ensure_ascii=False)
     return (c.row, c.chunk_id, c.doc_id, c.n, c.title, c.text, meta, c.content_hash, c.doc_hash)
 

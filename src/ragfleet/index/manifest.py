@@ -22,6 +22,9 @@ manifest names durable files; the WAL may still hold records ``<= checkpoint_seq
 replay skips (replay is idempotent: it applies only ``seq > checkpoint_seq``), and old
 files may linger until the next :func:`gc_unreferenced`. Steps 3 and 4 may run in either
 order, and re-running them is harmless.
+
+This module is longer than most (~320 lines) on purpose: the checkpoint protocol, the
+manifest's validation and the files' hashing are one contract, read and changed together.
 """
 
 from __future__ import annotations

@@ -19,6 +19,11 @@ Readers (``read_only=True``) open the same files without writing anything: no mk
 garbage collection, no log truncation, no journal-mode change; they replay the log into
 memory. A writer may checkpoint while a reader opens; the reader then finds a file gone or
 the log cut past its checkpoint and starts again from the new manifest.
+
+This module is longer than most (~370 lines) on purpose: open, replay, apply, write,
+refresh and close are one state machine whose invariants (rows, seq, the log position)
+are kept together; the checkpoint and the reads live beside it (shard_checkpoint.py,
+shard_query.py).
 """
 
 from __future__ import annotations
@@ -31,12 +36,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
 from ragfleet.config import CollectionConfig
 from ragfleet.errors import (
     CollectionError,
-    ConfigError,
     InputError,
     ReadOnlyError,
     StorageError,
@@ -44,16 +47,16 @@ from ragfleet.errors import (
 from ragfleet.index import faults
 from ragfleet.index.atomic import fsync_dir
 from ragfleet.index.dense import DenseIndex
-from ragfleet.index.docstore import DocStore, NewChunk
+from ragfleet.index.docstore import DocStore
 from ragfleet.index.manifest import (
     ShardManifest,
-    checkpoint_name,
-    commit_checkpoint,
     gc_unreferenced,
 )
 from ragfleet.index.rowfilter import RowFilter
 from ragfleet.index.rowtable import RowEntry, RowTable
 from ragfleet.index.rwlock import RWLock
+from ragfleet.index.shard_checkpoint import ShardCheckpoints
+from ragfleet.index.shard_dirs import incarnation, recover_swap, resolve_shard_dir
 from ragfleet.index.shard_query import CheckpointPolicy, ShardQuery, ShardReads, ShardResult
 from ragfleet.index.sparse.bm25 import BM25Index
 from ragfleet.index.wal import WriteAheadLog
@@ -72,15 +75,13 @@ log = logging.getLogger(__name__)
 
 #: How often a reader starts over when a writer's checkpoint moves files under it.
 READER_ATTEMPTS = 20
-#: After a failed automatic checkpoint (disk full), writes retry it no sooner than this.
-CHECKPOINT_RETRY_S = 10.0
 
 
 class _Moved(Exception):
     """A reader's view of the shard went stale while it opened (a checkpoint ran)."""
 
 
-class Shard(ShardReads):
+class Shard(ShardReads, ShardCheckpoints):
     """One shard directory (DESIGN.md §4): manifest, index files, docstore and WAL.
 
     Args:
@@ -124,7 +125,7 @@ class Shard(ShardReads):
         self._load(manifest)
         try:
             self.wal = WriteAheadLog(self.path / "wal")
-            self._replay(manifest)
+            self._replay()
         except BaseException:
             self.docstore.close()
             raise
@@ -142,7 +143,7 @@ class Shard(ShardReads):
                 continue
             try:
                 self.wal = WriteAheadLog(self.path / "wal", read_only=True)
-                self._replay(manifest)
+                self._replay()
                 if self._read_manifest() != manifest:
                     raise _Moved
                 return
@@ -192,6 +193,7 @@ class Shard(ShardReads):
         self._pending_bytes = self._pending_batches = 0
         self._allow: RowFilter | None = None
         self._closed = False
+        self._incarnation = incarnation(self.path)
 
     def _check_manifest(self, m: ShardManifest) -> None:
         if m.contract_fingerprint != self.fingerprint:
@@ -200,7 +202,7 @@ class Shard(ShardReads):
                 f"{m.contract_fingerprint}, the collection pins {self.fingerprint}"
             )
 
-    def _replay(self, manifest: ShardManifest | None) -> None:
+    def _replay(self) -> None:
         """Apply every log record after the checkpoint, in order, each to the state as of
         that record; the first must follow the checkpoint directly."""
         expected = self._seq + 1
@@ -224,6 +226,30 @@ class Shard(ShardReads):
         """The sequence number of the last acknowledged write batch."""
         return self._seq
 
+    def refresh(self) -> bool:
+        """A reader catches up with the shard's writer: the records the writer logged since
+        are applied; after a checkpoint, or a compaction that swapped the directory, the
+        shard is reopened. Returns whether anything changed (a writer: nothing to do)."""
+        if not self.read_only:
+            return False
+        with self._lock.write():
+            manifest = self._read_manifest()
+            generation = manifest.generation if manifest is not None else 0
+            same = generation == self._checkpoint_no and incarnation(self.path) == self._incarnation
+            if same:
+                before = self._seq
+                wal = WriteAheadLog(self.path / "wal", read_only=True)
+                try:
+                    self.wal.close()
+                    self.wal = wal
+                    self._replay()
+                    return self._seq != before
+                except (_Moved, FileNotFoundError, CollectionError):
+                    pass  # a checkpoint ran meanwhile: reopen from it
+            self._close_files()
+            self._open_reader()
+            return True
+
     # -- the state transition -------------------------------------------------------------
     def _apply(self, batch: WriteBatch) -> None:
         """Apply one batch to the in-memory state (the log already holds it)."""
@@ -231,9 +257,7 @@ class Shard(ShardReads):
         step = self.rows.apply(entries, batch.deletes)
         rows = np.arange(step.first_row, step.first_row + step.added, dtype=np.int64)
         if step.added:
-            self.docstore.add(
-                [_new_chunk(int(row), r) for row, r in zip(rows, batch.upserts, strict=True)]
-            )
+            self.docstore.add([r.at(int(row)) for row, r in zip(rows, batch.upserts, strict=True)])
             self.dense.add(rows, batch.vectors())
             self.sparse.add(rows, [_sparse_text(r.title, r.text) for r in batch.upserts])
         if len(step.removed):
@@ -244,7 +268,7 @@ class Shard(ShardReads):
         self._allow = None if self.rows.n_live == len(live) else RowFilter(live)
 
     # -- writes ---------------------------------------------------------------------------
-    def write(self, upserts: Sequence[ChunkRecord], deletes: Sequence[str] = ()) -> int:
+    def apply(self, upserts: Sequence[ChunkRecord], deletes: Sequence[str] = ()) -> int:
         """Durably apply one batch: every upserted document replaces all its old chunks,
         every deleted doc_id is tombstoned. Returns the batch's sequence number.
 
@@ -298,104 +322,6 @@ class Shard(ShardReads):
                     f"[{self.dim}]; embed with the collection's encoder"
                 )
 
-    def _maybe_checkpoint(self) -> None:
-        """Checkpoint when the policy says so. A failure (disk full) is logged, not raised:
-        the batch that triggered it is already durable in the log and acknowledged."""
-        if not self.policy.due(self._pending_bytes, self._pending_batches):
-            return
-        if time.monotonic() < self._retry_checkpoint_at:
-            return
-        try:
-            self._checkpoint_locked()
-        except (OSError, StorageError) as e:
-            self._retry_checkpoint_at = time.monotonic() + CHECKPOINT_RETRY_S
-            log.warning(
-                "shard %d at %s: automatic checkpoint failed (%s); every acknowledged write "
-                "is in the log, the checkpoint is retried later",
-                self.shard_id, self.path, e,
-            )  # fmt: skip
-
-    def _train(self, vectors: npt.NDArray[np.float32]) -> None:
-        """Train an IVF/PQ index on the first batch and checkpoint it at once, so that a
-        replay after a crash finds a trained index."""
-        self.dense.train(vectors)
-        try:
-            self._checkpoint_locked()
-        except (OSError, StorageError) as e:
-            raise StorageError(
-                f"shard {self.shard_id}: cannot save the trained index ({e}); nothing of "
-                "the batch was applied",
-                applied=False,
-            ) from e
-
-    def checkpoint(self) -> None:
-        """Write the indexes and the manifest atomically, then truncate the log.
-
-        Raises:
-            StorageError: the disk refused (``applied=True``: every acknowledged write is
-                still in the log and is replayed on the next open).
-        """
-        with self._lock.write():
-            self._check_writable()
-            self._checkpoint_or_raise("checkpoint")
-
-    def _checkpoint_or_raise(self, what: str) -> None:
-        """Checkpoint; a disk error becomes a StorageError that says the writes are safe."""
-        try:
-            self._checkpoint_locked()
-        except (OSError, StorageError) as e:
-            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            raise StorageError(
-                f"{what} of shard {self.shard_id} at {self.path} failed ({why}); every "
-                "acknowledged write is safe in the log and is replayed on the next open: "
-                "free space and retry",
-                applied=True,
-            ) from e
-
-    def _checkpoint_locked(self) -> None:
-        no = self._checkpoint_no + 1
-        files = {
-            "dense": self.path / checkpoint_name("dense", no, ".faiss"),
-            "sparse": self.path / checkpoint_name("sparse", no),
-        }
-        n_rows = self.rows.n_rows
-        try:
-            faults.point("checkpoint.docstore")
-            self.docstore.commit(n_rows)
-            faults.point("checkpoint.dense")
-            self.dense.save(files["dense"])
-            faults.point("checkpoint.sparse")
-            self.sparse.save(files["sparse"])
-            manifest = ShardManifest(
-                shard_id=self.shard_id,
-                generation=no,
-                n_rows=n_rows,
-                n_live=self.rows.n_live,
-                contract_fingerprint=self.fingerprint,
-                checkpoint_seq=self._seq,
-            )
-            manifest = commit_checkpoint(self.path, files, manifest)
-        except BaseException as e:
-            if not isinstance(e, faults.SimulatedCrash):  # a dead process cleans nothing
-                self._discard_partial_checkpoint()
-            raise
-        # committed: the state must say so before anything else can fail
-        self._checkpoint_no = no
-        self._checkpoint_seq = self._seq
-        self._pending_bytes = self._pending_batches = 0
-        self.docstore.committed(n_rows)
-        faults.point("checkpoint.committed")
-        gc_unreferenced(self.path, manifest)
-        self.wal.truncate_through(self._seq)
-
-    def _discard_partial_checkpoint(self) -> None:
-        """Best effort after a failed checkpoint: delete the files it wrote (the committed
-        manifest still names the old ones)."""
-        try:
-            gc_unreferenced(self.path, self._read_manifest())
-        except (OSError, CollectionError) as e:
-            log.warning("shard %d: could not clean up a failed checkpoint: %s", self.shard_id, e)
-
     # -- lifecycle ------------------------------------------------------------------------
     def close(self) -> None:
         """Checkpoint what the log holds beyond the last checkpoint (writers), then close
@@ -441,57 +367,6 @@ class Shard(ShardReads):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def recover_swap(path: Path) -> None:
-    """Finish or undo a :meth:`Shard.swap_in` (or a compaction) a crash interrupted:
-    ``path.compacting`` (incomplete) is removed; if ``path`` is missing, ``path.ready``
-    (complete) or else ``path.old`` takes its place; leftovers are removed (a ``.ready``
-    beside a live ``path`` holds the same acknowledged state, built while writes waited)."""
-    old = path.with_name(path.name + ".old")
-    ready = path.with_name(path.name + ".ready")
-    shutil.rmtree(path.with_name(path.name + ".compacting"), ignore_errors=True)
-    if not path.exists():
-        for candidate in (ready, old):
-            if candidate.exists():
-                os.rename(candidate, path)
-                fsync_dir(path.parent)
-                break
-    shutil.rmtree(ready, ignore_errors=True)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def resolve_shard_dir(path: Path) -> Path:
-    """Where a reader finds a shard whose swap a crash interrupted (``recover_swap``
-    without writing): ``path``, else ``path.ready``, else ``path.old``."""
-    for candidate in (
-        path,
-        path.with_name(path.name + ".ready"),
-        path.with_name(path.name + ".old"),
-    ):
-        if candidate.exists():
-            return candidate
-    return path
-
-
-def _new_chunk(row: int, r: ChunkRecord) -> NewChunk:
-    return NewChunk(
-        row=row,
-        chunk_id=r.chunk_id,
-        doc_id=r.doc_id,
-        n=r.n,
-        title=r.title,
-        text=r.text,
-        metadata=r.metadata,
-        content_hash=r.content_hash,
-        doc_hash=r.doc_hash,
-    )
-
-
 def _sparse_text(title: str, text: str) -> str:
     """BM25 indexes the title with the text (BEIR's multifield setup, flattened)."""
     return f"{title} {text}" if title else text
-
-
-def validate_dim(dim: int) -> int:
-    if dim < 1:
-        raise ConfigError(f"embedding dimension must be >= 1, got {dim}")
-    return dim

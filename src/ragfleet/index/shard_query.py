@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from ragfleet.config import CollectionConfig
 from ragfleet.errors import ConfigError
-from ragfleet.index.docstore import NewChunk, StoredChunk
+from ragfleet.index.docstore import StoredChunk
 from ragfleet.index.hits import ShardHits
 from ragfleet.index.rowfilter import RowFilter
 from ragfleet.index.sparse.bm25 import ShardTermStats
@@ -123,15 +123,17 @@ class ShardReads:
         vectors = q.vectors if q.vectors is not None else np.empty((0, self.dim), np.float32)
         if self.dense.ntotal == 0 or (allow is not None and allow.n_allowed == 0):
             return [ShardHits.empty(self.shard_id) for _ in range(len(vectors))]
+        k = min(q.k, self.dense.ntotal)  # memory follows the shard's size, not the request
         scores, rows = self.dense.search(
-            vectors, q.k, allow=allow, ef_search=q.ef_search, nprobe=q.nprobe
+            vectors, k, allow=allow, ef_search=q.ef_search, nprobe=q.nprobe
         )
         return [self._hits(s, r) for s, r in zip(scores, rows, strict=True)]
 
     def _search_sparse(self, q: ShardQuery, allow: RowFilter | None) -> list[ShardHits]:
         out = []
+        k = max(1, min(q.k, self.sparse.n_rows))
         for terms in q.terms or ():
-            scores, rows = self.sparse.search(terms, q.k, q.idf, q.avgdl, allow=allow)
+            scores, rows = self.sparse.search(terms, k, q.idf, q.avgdl, allow=allow)
             out.append(self._hits(scores, rows))
         return out
 
@@ -148,23 +150,23 @@ class ShardReads:
             wanted = [int(r) for r in rows if 0 <= r < len(live) and live[r]]
             return self.docstore.fetch(wanted)
 
-    def live_chunks(self, limit: int | None = None) -> list[NewChunk]:
+    def live_chunks(self, limit: int | None = None) -> list[StoredChunk]:
         """Live rows, whole, in row order (compaction, reindex, reshard): all of them, or
         the first ``limit``."""
         with self._lock.read():
             rows = self.rows.live_rows().tolist()
             return self.docstore.chunks(rows if limit is None else rows[:limit])
 
-    def chunks_of(self, doc_ids: Sequence[str]) -> list[NewChunk]:
+    def chunks_of(self, doc_ids: Sequence[str]) -> list[StoredChunk]:
         """Every live chunk of ``doc_ids``, grouped by document in chunk order."""
         with self._lock.read():
             rows = self.rows.live_rows_of(doc_ids)
             return self.docstore.chunks(rows)
 
-    def count_live_docs(self, doc_ids: Sequence[str]) -> int:
-        """How many of ``doc_ids`` have a live version here."""
+    def live_docs(self, doc_ids: Sequence[str]) -> list[str]:
+        """Those of ``doc_ids`` with a live version here, in the order given."""
         with self._lock.read():
-            return sum(1 for d in doc_ids if d in self.rows.doc_rows)
+            return [d for d in doc_ids if d in self.rows.doc_rows]
 
     def doc_hashes(self) -> Mapping[str, str]:
         with self._lock.read():
@@ -183,4 +185,5 @@ class ShardReads:
             "wal_seq": self._seq,
             "checkpoint_seq": self._checkpoint_seq,
             "read_only": self.read_only,
+            "needs_training": self.dense.needs_training and not self.dense.is_trained,
         }

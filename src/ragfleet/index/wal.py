@@ -48,6 +48,9 @@ never writes: it creates nothing, leaves a torn tail in place (it may be a recor
 writer is appending right now) and refuses appends. A segment the writer deletes while a
 reader scans it raises ``FileNotFoundError``, which the shard answers by reopening from
 the newer checkpoint.
+
+This module is longer than most (~440 lines) on purpose: framing, recovery, rotation,
+truncation and the read-only scan share the segment format and its crash rules.
 """
 
 from __future__ import annotations

@@ -17,6 +17,9 @@ The JSON header is ``{"seq", "d", "deletes", "chunks"}`` where ``chunks`` holds 
 per field (column-wise: ``doc_id``, ``n``, ``text``, ``title``, ``metadata``,
 ``content_hash``, ``doc_hash``); ``chunk_id`` is derived as ``f"{doc_id}#{n}"``. The
 vectors follow as one ``[n, d]`` block of raw float32, row ``i`` belonging to chunk ``i``.
+
+This module is longer than most (~320 lines) on purpose: the records, their validation
+and their binary encoding are one wire format, which must change in one place.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ragfleet.errors import InputError
-from ragfleet.types import chunk_id_of
+from ragfleet.index.docstore import StoredChunk
+from ragfleet.types import Chunk, chunk_id_of
 
 __all__ = ["ChunkRecord", "WriteBatch"]
 
@@ -133,6 +137,36 @@ class ChunkRecord:
             raise InputError(f"vector of {self.chunk_id!r} has NaN or inf; re-embed the chunk")
         v.setflags(write=False)
         return v
+
+    @classmethod
+    def of(
+        cls, chunk: Chunk | StoredChunk, vector: npt.ArrayLike, doc_hash: str | None = None
+    ) -> ChunkRecord:
+        """The record that writes ``chunk`` with ``vector``: a new chunk of a document
+        (``doc_hash``: that version's hash) or a stored one again (compaction, reindex,
+        reshard; its own hash)."""
+        if doc_hash is None:
+            if not isinstance(chunk, StoredChunk):
+                raise InputError(f"a new chunk {chunk.chunk_id!r} needs its document's hash")
+            doc_hash = chunk.doc_hash
+        return cls(
+            chunk_id=chunk.chunk_id,
+            doc_id=chunk.doc_id,
+            n=chunk.n,
+            text=chunk.text,
+            title=chunk.title,
+            metadata=dict(chunk.metadata),
+            content_hash=chunk.content_hash,
+            doc_hash=doc_hash,
+            vector=np.asarray(vector, dtype=np.float32),
+        )
+
+    def at(self, row: int) -> StoredChunk:
+        """What the docstore keeps of this record once it is row ``row``."""
+        return StoredChunk(
+            row, self.chunk_id, self.doc_id, self.n, self.title, self.text, self.metadata,
+            self.content_hash, self.doc_hash,
+        )  # fmt: skip
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ChunkRecord):

@@ -74,7 +74,7 @@ def mine_groups(
     config: TrainConfig,
 ) -> list[Group]:
     """One group per judged query: a relevant passage and ``negatives`` hard negatives."""
-    from ragfleet.search.searcher import SearchRequest
+    from ragfleet.search.request import SearchRequest
 
     rng = random.Random(config.seed)
     qids = sorted(q for q, rel in qrels.items() if q in queries and _positives(rel, corpus))

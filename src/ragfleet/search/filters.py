@@ -15,6 +15,11 @@ strings. Values travel as SQL parameters, never spliced into the statement, and 
 field name must match ``[A-Za-z_][A-Za-z0-9_.-]*`` — so a filter cannot inject SQL.
 The shard resolves the clause to a row set that dense (FAISS IDSelector) and sparse
 search both pre-filter on.
+
+Bounds: a filter nests at most :data:`MAX_FILTER_DEPTH` levels of ``and``/``or``/``not``
+and holds at most :data:`MAX_FILTER_TERMS` conditions and ``in`` values in all — far
+inside SQLite's own limits (expression depth 1000, 32766 parameters), so an oversized
+filter is one clear error instead of a parser failure.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from ragfleet.errors import InputError
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _OPS = {"eq": "=", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 Where = tuple[str, tuple[object, ...]]
+MAX_FILTER_DEPTH = 8
+MAX_FILTER_TERMS = 256
 
 
 def compile_filter(spec: Mapping[str, Any] | str | None) -> Where | None:
@@ -41,24 +48,35 @@ def compile_filter(spec: Mapping[str, Any] | str | None) -> Where | None:
         except json.JSONDecodeError as e:
             raise InputError(f"filter is not valid JSON: {e.msg} at char {e.pos}") from e
     if not isinstance(spec, Mapping) or not spec:
-        raise InputError(f"a filter must be a non-empty JSON object, got {spec!r}")
+        raise InputError(f"a filter must be a non-empty JSON object, got {spec!r:.200}")
     params: list[object] = []
-    sql = _node(spec, params)
+    sql = _node(spec, params, 1)
+    if len(params) > MAX_FILTER_TERMS:
+        raise InputError(
+            f"the filter has {len(params)} conditions and values; at most {MAX_FILTER_TERMS} "
+            "are allowed — filter on a coarser field, or split the query"
+        )
     return sql, tuple(params)
 
 
-def _node(spec: Any, params: list[object]) -> str:
+def _node(spec: Any, params: list[object], depth: int) -> str:
+    if depth > MAX_FILTER_DEPTH:
+        raise InputError(
+            f"the filter nests deeper than {MAX_FILTER_DEPTH} levels of and/or/not; flatten it"
+        )
     if not isinstance(spec, Mapping) or not spec:
-        raise InputError(f"a filter clause must be a non-empty object, got {spec!r}")
+        raise InputError(f"a filter clause must be a non-empty object, got {spec!r:.200}")
     parts = []
     for key, value in spec.items():
+        if len(params) > MAX_FILTER_TERMS:
+            break  # compile_filter reports the count
         if key in ("and", "or"):
             if not isinstance(value, list) or not value:
-                raise InputError(f"{key!r} takes a non-empty list of filters, got {value!r}")
-            joined = f" {key.upper()} ".join(_node(v, params) for v in value)
+                raise InputError(f"{key!r} takes a non-empty list of filters, got {value!r:.200}")
+            joined = f" {key.upper()} ".join(_node(v, params, depth + 1) for v in value)
             parts.append(f"({joined})")
         elif key == "not":
-            parts.append(f"NOT COALESCE(({_node(value, params)}), 0)")
+            parts.append(f"NOT COALESCE(({_node(value, params, depth + 1)}), 0)")
         else:
             parts.append(_field(key, value, params))
     return " AND ".join(parts)

@@ -12,8 +12,7 @@ shard holds it. Hybrid: the two ranked lists are fused (RRF by default). Only th
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,28 +26,14 @@ from ragfleet.embed.base import Encoder
 from ragfleet.errors import InputError
 from ragfleet.index.shard import ShardQuery, ShardResult
 from ragfleet.index.sparse.analyzer import Analyzer
-from ragfleet.search.filters import compile_filter
 from ragfleet.search.fusion import fuse
+from ragfleet.search.request import SearchRequest
 from ragfleet.search.stats import CollectionStats
 from ragfleet.types import Hit, Mode, Results, StageTimings
 
 Key = tuple[int, int]  # (shard, row)
 Signals = dict[str, dict[Key, tuple[float, int, str]]]  # signal → key → (score, rank, id)
 Router = Callable[[npt.NDArray[np.float32]], Sequence[int]]  # query vectors → shard ids
-
-
-@dataclass(frozen=True, slots=True)
-class SearchRequest:
-    """What a caller may set per query; ``None`` takes the collection's default."""
-
-    k: int | None = None
-    mode: Mode | None = None
-    depth: int | None = None
-    filter: Mapping[str, Any] | str | None = None
-    ef_search: int | None = None
-    nprobe: int | None = None
-    unique_docs: bool = False
-    timeout_ms: float | None = None
 
 
 class Searcher:
@@ -91,7 +76,7 @@ class Searcher:
                 frozen = timings.freeze()
                 return [Results((), frozen, 0.0, missing, mode=mode) for _ in queries]
             terms, idf, avgdl = sparse
-        where = compile_filter(req.filter)
+        where = req.where
         query = ShardQuery(
             k=depth,
             vectors=vectors,
@@ -120,22 +105,13 @@ class Searcher:
         return out
 
     def _resolve(self, queries: Sequence[str], req: SearchRequest) -> tuple[int, Mode, int]:
-        if not queries:
-            raise InputError("no queries given")
-        for q in queries:
-            if not isinstance(q, str) or not q.strip():
-                raise InputError(f"a query must be a non-empty string, got {q!r}")
-        k = self.defaults.k if req.k is None else req.k
-        if k < 1:
-            raise InputError(f"k must be >= 1, got {k}")
-        mode: Mode = req.mode or self.defaults.mode
-        if mode not in ("dense", "sparse", "hybrid"):
-            raise InputError(f"mode must be dense, sparse or hybrid, got {mode!r}")
+        check_queries(queries)
+        resolved = req.resolve(self.defaults)
+        k, mode, depth = resolved.k, resolved.mode, resolved.depth
+        if k is None or mode is None or depth is None:  # resolve() fills all three
+            raise InputError("the request did not resolve; this is a bug, please report it")
         if mode != "dense" and self.analyzer is None:
             raise InputError(f"mode {mode!r} needs the sparse index; this collection has none")
-        depth = max(k, self.defaults.depth if req.depth is None else req.depth)
-        if req.unique_docs:
-            depth = max(depth, 4 * k)
         return k, mode, depth
 
     def _targets(self, vectors: npt.NDArray[np.float32] | None) -> list[ShardClient]:
@@ -219,6 +195,15 @@ class Searcher:
             if chunk is not None:
                 hits.append(_hit(len(hits) + 1, key, score, chunk, signals))
         return hits
+
+
+def check_queries(queries: Sequence[str]) -> None:
+    """At least one query, each a non-empty string (InputError otherwise)."""
+    if not queries:
+        raise InputError("no queries given")
+    for q in queries:
+        if not isinstance(q, str) or not q.strip():
+            raise InputError(f"a query must be a non-empty string, got {q!r:.200}")
 
 
 def _best_per_doc(

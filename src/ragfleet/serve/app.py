@@ -33,6 +33,7 @@ from fastapi.staticfiles import StaticFiles
 from ragfleet.collection import Collection
 from ragfleet.errors import Cancelled, RagfleetError
 from ragfleet.pipeline import Pipeline
+from ragfleet.search.request import SearchRequest
 from ragfleet.serve import errors
 from ragfleet.serve.auth import KeyStore, Scope
 from ragfleet.serve.gate import Gate
@@ -154,14 +155,11 @@ def _collection_routes(app: FastAPI, svc: Service) -> None:
         svc.check_k(body.k)
         svc.check_text("query", body.query)
         searcher = svc.searchers[name]
+        fields = body.model_dump(exclude={"query"})
+        req = SearchRequest(**fields)  # the library's validation: one set of bounds
         out = await svc.timed(
-            "search", name,
-            lambda: searcher.search(
-                body.query, k=body.k, mode=body.mode, filter=body.filter, depth=body.depth,
-                unique_docs=body.unique_docs, timeout_ms=body.timeout_ms,
-            ),
-            lambda res: res.to_dict(),
-        )  # fmt: skip
+            "search", name, lambda: searcher.search(body.query, req), lambda res: res.to_dict()
+        )
         return JSONResponse(out)
 
     @app.post(

@@ -16,6 +16,8 @@ MAX_DEPTH = 10_000
 MAX_TIMEOUT_MS = 60_000.0
 MAX_BATCH_DOCS = 10_000
 MAX_DOC_ID_CHARS = 512
+MAX_EF_SEARCH = 65_536
+MAX_NPROBE = 65_536
 
 ModeName = Literal["dense", "sparse", "hybrid"]
 
@@ -34,6 +36,8 @@ class SearchBody(_Strict):
         None, description='metadata filter, e.g. {"year": {"gte": 2015}}'
     )
     depth: int | None = Field(None, ge=1, le=MAX_DEPTH)
+    ef_search: int | None = Field(None, ge=1, le=MAX_EF_SEARCH)
+    nprobe: int | None = Field(None, ge=1, le=MAX_NPROBE)
     unique_docs: bool = False
     timeout_ms: float | None = Field(None, gt=0, le=MAX_TIMEOUT_MS)
 

@@ -15,7 +15,7 @@ from ragfleet.cache import CacheMetrics, MemoryCache, RedisCache, results_to_byt
 from ragfleet.cache.search import CachedSearch, SemanticCacheConfig
 from ragfleet.collection import Collection
 from ragfleet.errors import ConfigError, InputError
-from ragfleet.search.searcher import SearchRequest
+from ragfleet.search.request import SearchRequest
 from ragfleet.types import Document
 
 pytest.importorskip("faiss", reason="faiss is not installed: pip install 'ragfleet[index]'")

@@ -170,3 +170,32 @@ def test_concurrent_load_survives_a_kill(start_redis: Callable[[int | None], Any
         for th in threads:
             th.join()
     assert failures == []
+
+
+def test_the_cli_caches_through_redis_on_the_plain_and_the_fleet_path(
+    redis_server: Any, collection_factory: Any
+) -> None:
+    """``ragfleet search DIR q [--replicas R] --cache-url redis://…``: the second identical
+    search is an exact hit, on the embedded path and the Fleet path alike, and both give
+    the plain search's hits."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from ragfleet.cli.app import app
+
+    col = collection_factory(2)
+    runner = CliRunner()
+    plain = runner.invoke(app, ["search", str(col.path), "Super Bowl", "--k", "3", "--json"])
+    want = [h["chunk_id"] for h in json.loads(plain.stdout)["hits"]]
+    for extra in ([], ["--replicas", "2"]):
+        args = ["search", str(col.path), f"Super Bowl {len(extra)}", "--k", "3", "--json"]
+        args += ["--cache-url", redis_server.url, *extra]
+        first = json.loads(runner.invoke(app, args).stdout)
+        second = json.loads(runner.invoke(app, args).stdout)
+        assert first["cache"]["hit"] is False
+        assert second["cache"] == {"hit": True, "kind": "exact"}
+        assert [h["chunk_id"] for h in second["hits"]] == [h["chunk_id"] for h in first["hits"]]
+    again = runner.invoke(app, ["search", str(col.path), "Super Bowl", "--k", "3", "--json",
+                                "--replicas", "2"])  # fmt: skip
+    assert [h["chunk_id"] for h in json.loads(again.stdout)["hits"]] == want

@@ -26,12 +26,15 @@ def pair(tmp_path_factory, encoder):  # type: ignore[no-untyped-def]
     """A 1-shard collection of 48 demo paragraphs and its 3-shard centroid reshard."""
     from tests.conftest import demo_docs
 
-    from ragfleet.cluster.reshard import reshard_by_centroids
     from ragfleet.collection import Collection
+    from ragfleet.collection.reshard import reshard_to
 
     root = tmp_path_factory.mktemp("kmeans")
     one = Collection.build(root / "one", demo_docs(48), encoder=encoder)
-    three, centroids = reshard_by_centroids(one, root / "three", 3, seed=0)
+    assert reshard_to(one.path, root / "three", 3, "centroids", seed=0) == 48
+    three = Collection.open(root / "three", encoder=encoder, read_only=True)
+    centroids = Centroids.load(three.path)
+    assert three.placement.kind == "centroids"
     yield one, three, centroids
     one.close()
     three.close()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ragfleet.cluster.replicated import HedgeConfig, LatencyWindow, ReplicatedShard
-from ragfleet.errors import ConfigError
+from ragfleet.errors import ConfigError, InputError
 from ragfleet.index.docstore import StoredChunk
 from ragfleet.index.shard import ShardQuery, ShardResult
 from ragfleet.index.sparse.bm25 import ShardTermStats
@@ -180,7 +180,7 @@ def test_stalled_shard_misses_the_deadline_and_is_named(collection_factory, enco
     col = collection_factory(2)
     stalled = Stalled(col.shards[1])
     shards = [ReplicatedShard([col.shards[0]]), ReplicatedShard([stalled])]
-    fleet = Fleet(shards, encoder, col.config)
+    fleet = Fleet(shards, encoder, col.info, col.placement)
     try:
         t0 = time.monotonic()
         res = fleet.search("Who won Super Bowl 50?", k=5, mode="dense", timeout_ms=300)
@@ -203,4 +203,22 @@ def test_latency_aware_choice_stops_sending_first_attempts_to_a_slow_replica() -
     shard = ReplicatedShard([slow, fast], HedgeConfig(hedge=False))
     timed(shard, 20)
     assert slow.calls == 1 and fast.calls == 19  # tried once (unmeasured), then avoided
+    shard.close()
+
+
+class Refusing(Replica):
+    """A replica that rejects the request itself (as a shard does a bad request)."""
+
+    def search(self, q: ShardQuery) -> ShardResult:
+        self.calls += 1
+        raise InputError("k must be between 1 and 10,000, got 0")
+
+
+def test_a_caller_error_is_raised_at_once_and_marks_no_replica_down() -> None:
+    a, b = Refusing("a"), Refusing("b")
+    shard = ReplicatedShard([a, b], HedgeConfig(hedge=False))
+    with pytest.raises(InputError, match="k must be"):
+        shard.search(Q)
+    assert a.calls + b.calls == 1  # not failed over: the other replica would refuse too
+    assert shard.errors == 0 and max(shard._down_until) == 0.0
     shard.close()

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from ragfleet.errors import CollectionError
-from ragfleet.index.docstore import DocStore, NewChunk
+from ragfleet.index.docstore import DocStore, StoredChunk
 from ragfleet.index.rowtable import RowEntry
 
 
-def _chunk(row: int, doc: str, n: int, meta: dict[str, object] | None = None) -> NewChunk:
-    return NewChunk(
+def _chunk(row: int, doc: str, n: int, meta: dict[str, object] | None = None) -> StoredChunk:
+    return StoredChunk(
         row, f"{doc}#{n}", doc, n, "T", f"text {row}", meta or {}, f"c{row}", f"h-{doc}"
     )
 

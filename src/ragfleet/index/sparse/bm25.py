@@ -28,6 +28,9 @@ a scipy CSC docs×terms matrix (even with the tf part precomputed) 6.6k, ``np.ad
 Deletes are tombstones: the row stops matching, and a forward index (row → term ids, tfs)
 takes its counts out of ``df``, ``N`` and the total length exactly; ``save`` merges all
 segments into one and drops deleted rows' postings (row numbers never change).
+
+This module is longer than most (~390 lines) on purpose: the index's columns, their
+incremental updates, scoring and persistence share one internal layout.
 """
 
 from __future__ import annotations

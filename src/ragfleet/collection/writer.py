@@ -3,10 +3,12 @@
 upsert(documents) → validate (documents with no text are skipped and reported; other
 invalid documents refuse the whole call, or are skipped and reported with
 ``skip_invalid``) → skip unchanged documents (same document hash under the same contract)
-→ chunk → embed what is new, in bulk, *outside the write lock* → place each document on
-its shard → under the write lock, one write batch per shard and round: the removal of a
-document's old chunks and the insertion of its new ones travel together, so a document is
-never half-replaced.
+→ chunk → embed what is new, in bulk, *outside the write lock* → place each document: on
+the shard it already lives on, else where the collection's
+:class:`~ragfleet.cluster.placement.Placement` puts it → under the write lock, one write
+batch per shard and round, through the shards' ``apply`` (a local shard or a shard owner
+on a cluster): the removal of a document's old chunks and the insertion of its new ones
+travel together, so a document is never half-replaced.
 
 A disk error part-way through a call is reported exactly: the documents of the batches
 already logged are durable, the rest were not applied (:class:`StorageError` says which).
@@ -14,7 +16,6 @@ already logged are durable, the rest were not applied (:class:`StorageError` say
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -24,11 +25,13 @@ from itertools import islice
 
 import numpy as np
 
+from ragfleet.cluster.client import ShardClient
+from ragfleet.cluster.placement import Placement
+from ragfleet.collection.validate import validate_documents
 from ragfleet.config import CollectionConfig
 from ragfleet.embed.base import Encoder
 from ragfleet.embed.bulk import embed_bulk
 from ragfleet.errors import InputError, StorageError
-from ragfleet.index.shard import Shard
 from ragfleet.index.writebatch import ChunkRecord
 from ragfleet.ingest.chunking import make_chunker
 from ragfleet.ingest.hashing import document_hash
@@ -40,7 +43,6 @@ Progress = Callable[[int, int], None]
 Embedder = Callable[[list[str]], np.ndarray]
 #: Called between embedding batches; raises to cancel the call before anything is written.
 CancelCheck = Callable[[], None]
-MAX_DOC_CHARS = 5_000_000
 #: How many skipped documents a report names (it counts them all).
 SHOWN_SKIPPED = 10
 
@@ -97,16 +99,16 @@ class DocumentWriter:
 
     def __init__(
         self,
-        shards: Sequence[Shard],
+        shards: Sequence[ShardClient],
         encoder: Encoder,
         config: CollectionConfig,
-        place: Callable[[str], int],
+        placement: Placement,
         round_docs: int = 2048,
     ) -> None:
         self.shards = list(shards)
         self.encoder = encoder
         self.config = config
-        self.place = place
+        self.placement = placement
         self.round_docs = round_docs
         self.chunker = make_chunker(config.chunker, encoder.tokenizer)
 
@@ -130,8 +132,11 @@ class DocumentWriter:
         t0 = time.perf_counter()
         docs, skipped, n_empty = validate_documents(list(docs), skip_invalid=skip_invalid)
         known: dict[str, str] = {}
-        for s in self.shards:
-            known.update(s.doc_hashes())
+        home: dict[str, int] = {}  # where each live document is: a replacement stays there
+        for i, s in enumerate(self.shards):
+            on_shard = s.doc_hashes()
+            known.update(on_shard)
+            home.update(dict.fromkeys(on_shard, i))
         seen = written = unchanged = n_chunks = 0
         total = len(docs)
         # An index that must be trained gets its shard's whole share in one first batch.
@@ -143,7 +148,7 @@ class DocumentWriter:
             unchanged += len(batch) - len(todo)
             prepared = self._prepare(todo, embedder, cancel, max_chunks, n_chunks)
             with locked():
-                n_chunks += self._write(prepared, written)
+                n_chunks += self._write(prepared, written, home)
             written += len(todo)
             if progress is not None:
                 progress(seen, total)
@@ -184,23 +189,25 @@ class DocumentWriter:
         return _Round(todo, chunks, vectors)
 
     def delete(self, doc_ids: Sequence[str]) -> int:
-        by_shard: dict[int, list[str]] = {}
+        """Tombstone ``doc_ids`` on the shards that hold them; returns how many existed."""
         for d in doc_ids:
             if not isinstance(d, str) or not d:
                 raise InputError(f"a doc_id must be a non-empty string, got {d!r}")
-            by_shard.setdefault(self.place(d), []).append(d)
-        existed = 0
+        wanted = sorted(set(doc_ids))
+        by_shard = {i: s.live_docs(wanted) for i, s in enumerate(self.shards)}
+        done = 0
         for shard, ids in sorted(by_shard.items()):
-            existed += self.shards[shard].count_live_docs(ids)
+            if not ids:
+                continue
             try:
-                self.shards[shard].write([], deletes=ids)
+                self.shards[shard].apply([], ids)
             except StorageError as e:
-                done = sum(len(v) for s, v in by_shard.items() if s < shard)
-                raise _partial(e, done, len(doc_ids), "deleted") from e
-        return existed
+                raise _partial(e, done, len(wanted), "deleted") from e
+            done += len(ids)
+        return done
 
     def _needs_training(self) -> bool:
-        return any(s.dense.needs_training and not s.dense.is_trained for s in self.shards)
+        return any(bool(s.stats().get("needs_training")) for s in self.shards)
 
     def _embed(self, texts: list[str], cancel: CancelCheck | None) -> np.ndarray:
         return embed_bulk(
@@ -211,23 +218,28 @@ class DocumentWriter:
             progress=(lambda done, total: cancel()) if cancel is not None else False,
         )
 
-    def _write(self, prepared: _Round, done_before: int) -> int:
+    def _write(self, prepared: _Round, done_before: int, home: dict[str, int]) -> int:
         """Write one prepared round, one batch per shard; on a disk error say exactly
         which documents are durable."""
         doc_hash = {d.doc_id: h for d, h in prepared.todo}
-        per_shard: dict[int, list[ChunkRecord]] = {}
-        deletes: dict[int, list[str]] = {}
+        by_doc: dict[str, list[ChunkRecord]] = {}
         for c, v in zip(prepared.chunks, prepared.vectors, strict=True):
-            per_shard.setdefault(self.place(c.doc_id), []).append(_record(c, doc_hash[c.doc_id], v))
-        chunked = {c.doc_id for c in prepared.chunks}
+            by_doc.setdefault(c.doc_id, []).append(ChunkRecord.of(c, v, doc_hash[c.doc_id]))
+        per_shard: dict[int, list[ChunkRecord]] = {}
+        for doc_id, records in by_doc.items():
+            if doc_id not in home:
+                vectors = np.stack([r.vector for r in records])
+                home[doc_id] = self.placement.shard_of(doc_id, vectors)
+            per_shard.setdefault(home[doc_id], []).extend(records)
+        deletes: dict[int, list[str]] = {}
         for d, _ in prepared.todo:  # a document that chunks to nothing replaces its old chunks
-            if d.doc_id not in chunked:
-                deletes.setdefault(self.place(d.doc_id), []).append(d.doc_id)
+            if d.doc_id not in by_doc and d.doc_id in home:
+                deletes.setdefault(home.pop(d.doc_id), []).append(d.doc_id)
         docs_on = {s: len({r.doc_id for r in recs}) for s, recs in per_shard.items()}
         written = done_before
         for shard in sorted(set(per_shard) | set(deletes)):
             try:
-                self.shards[shard].write(per_shard.get(shard, []), deletes.get(shard, []))
+                self.shards[shard].apply(per_shard.get(shard, []), deletes.get(shard, []))
             except StorageError as e:
                 raise _partial(e, written, None, "written") from e
             written += docs_on.get(shard, 0) + len(deletes.get(shard, []))
@@ -253,94 +265,7 @@ def _chunkable(d: Document) -> Document:
     return replace(d, text=d.title, title="")
 
 
-def _record(c: Chunk, doc_hash: str, vector: np.ndarray) -> ChunkRecord:
-    return ChunkRecord(
-        chunk_id=c.chunk_id,
-        doc_id=c.doc_id,
-        n=c.n,
-        text=c.text,
-        title=c.title,
-        metadata=dict(c.metadata),
-        content_hash=c.content_hash,
-        doc_hash=doc_hash,
-        vector=np.ascontiguousarray(vector, dtype=np.float32),
-    )
-
-
 def _rounds(docs: list[Document], size: int) -> Iterator[list[Document]]:
     it = iter(docs)
     while batch := list(islice(it, size)):
         yield batch
-
-
-def validate_documents(
-    docs: Sequence[Document], *, skip_invalid: bool = False
-) -> tuple[list[Document], list[tuple[str, str]], int]:
-    """Split a batch into the documents to write and those skipped.
-
-    A document with no text (blank title and text) is skipped and reported, never an
-    error: real corpora have a few. Any other problem — a duplicate, non-string or empty
-    id, text that is not a string or not valid UTF-8 (an unpaired surrogate), text over
-    :data:`MAX_DOC_CHARS`, metadata that is not a JSON object — refuses the whole batch
-    with every problem listed (nothing is written), unless ``skip_invalid``, when those
-    documents are skipped and reported too.
-
-    Returns:
-        (documents to write, [(doc_id, reason)] of the skipped ones, how many had no text).
-    """
-    problems: list[str] = []
-    keep: list[Document] = []
-    skipped: list[tuple[str, str]] = []
-    n_empty = 0
-    seen: set[str] = set()
-    for i, d in enumerate(docs):
-        why = list(_document_problems(d))
-        if not isinstance(d.doc_id, str) or not d.doc_id.strip():
-            why.insert(0, "doc_id must be a non-empty string")
-        elif d.doc_id in seen:
-            why.insert(0, "duplicate doc_id in this batch")
-        else:
-            seen.add(d.doc_id)
-        if why:
-            problems.extend(f"document {i} ({d.doc_id!r}): {p}" for p in why)
-            skipped.append((str(d.doc_id), why[0]))
-        elif _is_empty(d):
-            n_empty += 1
-            skipped.append((d.doc_id, "no text"))
-        else:
-            keep.append(d)
-    if problems and not skip_invalid:
-        shown = "; ".join(problems[:10])
-        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
-        raise InputError(
-            f"{len(problems)} invalid document(s), nothing written: {shown}{more} "
-            "(--skip-invalid writes the others and lists what it skipped)"
-        )
-    empties = [s for s in skipped if s[1] == "no text"]
-    others = [s for s in skipped if s[1] != "no text"]
-    return keep, empties + others, n_empty
-
-
-def _is_empty(d: Document) -> bool:
-    return not d.text.strip() and not d.title.strip()
-
-
-def _document_problems(d: Document) -> Iterator[str]:
-    for name in ("text", "title"):
-        value = getattr(d, name)
-        if not isinstance(value, str):
-            yield f"{name} must be a string, got {type(value).__name__}"
-            continue
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            yield f"{name} is not valid UTF-8 (unpaired surrogate)"
-    if isinstance(d.text, str) and len(d.text) > MAX_DOC_CHARS:
-        yield f"text has {len(d.text):,} characters, over the limit of {MAX_DOC_CHARS:,}"
-    if not isinstance(d.metadata, dict):
-        yield f"metadata must be a JSON object, got {type(d.metadata).__name__}"
-    else:
-        try:
-            json.dumps(d.metadata, allow_nan=False)
-        except (TypeError, ValueError) as e:
-            yield f"metadata is not JSON-serialisable: {e}"

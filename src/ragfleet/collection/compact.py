@@ -5,11 +5,9 @@ shard's files grow with every change. For a shard whose tombstone ratio
 ``(rows - live) / rows`` is at least the threshold, compaction
 
 1. builds a fresh shard in ``shard-NNN.compacting/`` holding only the live chunks, with
-   new consecutive rows — vectors are read back from the FAISS index where that is exact
-   (``flat``, ``hnsw``: flat storage), and re-embedded from the stored text otherwise
-   (IVF and quantised specs do not keep the original vectors; the pinned contract makes
-   the re-embedding reproduce them) — and checkpoints it (fresh docstore, so nothing to
-   VACUUM; new index files; empty log);
+   new consecutive rows (:func:`ragfleet.collection.rebuild.rebuild`: vectors read back
+   where the index keeps them exactly, embedded again otherwise), and checkpoints it
+   (fresh docstore, new index files, empty log);
 2. renames it to ``shard-NNN.ready/`` (complete), then
 3. swaps it in under the collection's swap lock (``Collection.swap_shard``): queries keep
    running on the old shard until the swap, wait only for the two renames and the reload,
@@ -23,19 +21,15 @@ from __future__ import annotations
 import shutil
 from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
-
+from ragfleet.collection.rebuild import rebuild, stored_or_embedded
 from ragfleet.errors import ConfigError
+from ragfleet.index import faults
 from ragfleet.index.atomic import fsync_dir
 from ragfleet.index.shard import CheckpointPolicy, Shard
-from ragfleet.index.writebatch import ChunkRecord
 
 if TYPE_CHECKING:
-    from ragfleet.collection import Collection
-    from ragfleet.index.docstore import NewChunk
+    from ragfleet.collection.writes import CollectionWrites as Collection
 
-EXACT_KINDS = ("flat", "hnsw")
 _NO_AUTO_CHECKPOINT = CheckpointPolicy(max_wal_bytes=2**62, max_batches=2**62)
 
 
@@ -68,54 +62,16 @@ def compact_shard(col: Collection, i: int, batch_docs: int = 256) -> None:
     ready = shard.path.with_name(shard.path.name + ".ready")
     shutil.rmtree(staging, ignore_errors=True)
     fresh = Shard(
-        staging,
-        i,
-        shard.config,
-        shard.dim,
-        shard.fingerprint,
-        durable=False,
-        policy=_NO_AUTO_CHECKPOINT,
-    )
+        staging, i, shard.config, shard.dim, shard.fingerprint,
+        durable=False, policy=_NO_AUTO_CHECKPOINT,
+    )  # fmt: skip
     try:
-        doc_ids = sorted(shard.doc_hashes())
-        step = len(doc_ids) if fresh.dense.needs_training else batch_docs  # train on all
-        for start in range(0, len(doc_ids), max(1, step)):
-            chunks = shard.chunks_of(doc_ids[start : start + step])
-            vectors = _vectors(col, shard, chunks)
-            fresh.write([stored_record(c, v) for c, v in zip(chunks, vectors, strict=True)])
+        vectors = stored_or_embedded(col.encoder, col.config.encoder.batch_tokens)
+        rebuild([shard], [fresh], vectors, lambda doc, source, v: 0, batch_docs=batch_docs)
         fresh.checkpoint()
     finally:
         fresh.close()
+    faults.point("compact.built")
     staging.rename(ready)
     fsync_dir(ready.parent)
     col.swap_shard(i, ready)
-
-
-def _vectors(col: Collection, shard: Shard, chunks: list[NewChunk]) -> npt.NDArray[np.float32]:
-    """The stored vectors of ``chunks``: read back where exact, else re-embedded."""
-    if shard.dense.dense_spec.kind in EXACT_KINDS:
-        index = shard.dense.faiss_index
-        out = np.empty((len(chunks), shard.dim), dtype=np.float32)
-        for j, c in enumerate(chunks):
-            out[j] = index.reconstruct(int(c.row))
-        return out
-    from ragfleet.embed.bulk import embed_bulk
-    from ragfleet.writer import embed_input
-
-    texts = [embed_input(c.title, c.text) for c in chunks]
-    return embed_bulk(col.encoder, texts, batch_tokens=col.config.encoder.batch_tokens)
-
-
-def stored_record(c: NewChunk, vector: npt.NDArray[np.float32]) -> ChunkRecord:
-    """The write-batch record that re-adds a stored chunk with ``vector``."""
-    return ChunkRecord(
-        chunk_id=c.chunk_id,
-        doc_id=c.doc_id,
-        n=c.n,
-        title=c.title,
-        text=c.text,
-        metadata=dict(c.metadata),
-        content_hash=c.content_hash,
-        doc_hash=c.doc_hash,
-        vector=vector,
-    )
