@@ -54,12 +54,7 @@ def reshard(
     with writing(layout.root, lock) as held:
         old = CollectionInfo.read(layout.current())
         encoder = load_encoder(old.config.encoder.name)
-        centroids = None
-        if placement == "centroids":
-            centroids = _fit(layout, old, encoder, n_shards, sample_size, seed)
-        target: Placement = (
-            CentroidPlacement(centroids) if centroids is not None else HashPlacement(n_shards)
-        )
+        centroids, target = _target(layout, old, encoder, sharding, sample_size, seed)
 
         def config_of(c: CollectionConfig) -> CollectionConfig:
             return c.replace(sharding=sharding)
@@ -97,15 +92,9 @@ def reshard_to(
     layout = Layout.of(root)
     old = CollectionInfo.read(layout.current())
     encoder = load_encoder(old.config.encoder.name)
-    centroids = (
-        _fit(layout, old, encoder, n_shards, sample_size, seed)
-        if placement == "centroids"
-        else None
-    )
-    target: Placement = (
-        CentroidPlacement(centroids) if centroids is not None else HashPlacement(n_shards)
-    )
-    config = old.config.replace(sharding=ShardingConfig(n_shards=n_shards, placement=placement))
+    sharding = ShardingConfig(n_shards=n_shards, placement=placement)
+    centroids, target = _target(layout, old, encoder, sharding, sample_size, seed)
+    config = old.config.replace(sharding=sharding)
     tmp = Layout.of(out).build_dir(os.getpid())
     shutil.rmtree(tmp, ignore_errors=True)
     sources = read_only_shards(layout.current(), old)
@@ -127,6 +116,21 @@ def reshard_to(
         for s in sources:
             s.close()
     return written
+
+
+def _target(
+    layout: Layout,
+    old: CollectionInfo,
+    encoder: Encoder,
+    sharding: ShardingConfig,
+    sample_size: int,
+    seed: int,
+) -> tuple[Centroids | None, Placement]:
+    """The placement to reshard into (and its centroids, fitted for centroid placement)."""
+    if sharding.placement != "centroids":
+        return None, HashPlacement(sharding.n_shards)
+    centroids = _fit(layout, old, encoder, sharding.n_shards, sample_size, seed)
+    return centroids, CentroidPlacement(centroids)
 
 
 def _fit(

@@ -16,22 +16,17 @@ from pathlib import Path
 from ragfleet.index import faults
 
 
-def fsync_dir(directory: str | os.PathLike[str]) -> None:
-    """Flush a directory entry (a rename or create inside it) to stable storage."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: str | os.PathLike[str]) -> None:
-    """Flush a file's contents to stable storage."""
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a file's contents, or a directory's entries (a rename or create inside it),
+    to stable storage."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+fsync_dir = fsync_file = fsync_path
 
 
 @contextlib.contextmanager
