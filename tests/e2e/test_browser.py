@@ -67,8 +67,9 @@ def test_ask_cite_and_open_passage(server: tuple[str, str], browser: Any) -> Non
     url, key = server
     wait = WebDriverWait(browser, 20)
     browser.get(url + "/")
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#collection option"))
     browser.find_element(By.ID, "key").send_keys(key)
+    browser.find_element(By.ID, "question").click()  # leaving the key field loads the list
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#collection option"))
     browser.find_element(By.ID, "question").send_keys("Who won Super Bowl 50?")
     browser.find_element(By.ID, "ask").click()
 

@@ -64,9 +64,39 @@ def test_no_server_errors(served: tuple[str, str]) -> None:
     spec = httpx.get(f"{url}/openapi.json", headers=headers).json()
     schema = schemathesis.openapi.from_dict(spec)
     operations = [op.ok() for op in schema.get_all_operations()]
-    assert len(operations) == 8
+    assert len(operations) == 9
     seen = {f"{op.method.upper()} {op.path}": fuzz(op, url, headers) for op in operations}
     print(seen)
     assert all(seen.values())
     assert 200 in seen["POST /v1/collections/{name}/search"]
     assert 200 in seen["POST /v1/collections/{name}/documents"]
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    f: dict[str, Any] = {"year": 2000}
+    for _ in range(depth):
+        f = {"not": f}
+    return f
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"query": "q", "filter": _nested(200)}, 400, "nests deeper than 8"),
+        ({"query": "q", "filter": {"or": [{"y": i} for i in range(2000)]}}, 400, "at most 256"),
+        ({"query": "q", "filter": {"y": {"in": list(range(300))}}}, 400, "at most 256"),
+        ({"query": "q", "k": 10**9}, 422, "less than or equal to 1000"),
+        ({"query": "q", "k": 500}, 422, "max_k=100"),
+        ({"query": "q", "ef_search": 0}, 422, "greater than or equal to 1"),
+        ({"query": "q", "timeout_ms": -1}, 422, "greater than 0"),
+    ],
+)
+def test_oversized_requests_get_a_4xx_that_names_the_limit(
+    served: tuple[str, str], body: dict[str, Any], status: int, message: str
+) -> None:
+    url, key = served
+    res = httpx.post(
+        f"{url}/v1/collections/fuzz/search", json=body, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert res.status_code == status, res.text
+    assert message in res.json()["error"]["message"], res.text

@@ -22,6 +22,9 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     keys = typer.Typer(help="Manage API keys.", no_args_is_help=True)
     keys.command("add")(keys_add)
+    keys.command("list")(keys_list)
+    keys.command("revoke")(keys_revoke)
+    keys.command("rotate")(keys_rotate)
     app.add_typer(keys, name="keys")
     bench = next((g.typer_instance for g in app.registered_groups if g.name == "bench"), None)
     if bench is None:
@@ -45,7 +48,18 @@ def serve(
     cors_origin: Annotated[
         list[str] | None, typer.Option(help="allowed origin, repeatable")
     ] = None,
-    max_inflight: Annotated[int, typer.Option(help="requests in flight before 429")] = 64,
+    max_inflight: Annotated[
+        int | None, typer.Option(help="requests in flight before 429 (default: 2 per core)")
+    ] = None,
+    header_timeout: Annotated[
+        float, typer.Option(help="seconds a connection has to send a request's headers")
+    ] = 10.0,
+    max_connections: Annotated[
+        int, typer.Option(help="open connections in all (more get 503)")
+    ] = 1024,
+    max_connections_per_client: Annotated[
+        int, typer.Option(help="open connections from one address (more are closed)")
+    ] = 32,
     max_request_chunks: Annotated[
         int, typer.Option(help="most chunks one upsert request may create")
     ] = 1024,
@@ -74,7 +88,8 @@ def serve(
         if (certfile is None) != (keyfile is None):
             fail("TLS needs both --certfile and --keyfile")
         settings = ServeSettings(
-            rate_per_s=rate, burst=burst, max_inflight=max_inflight, batching=batching,
+            rate_per_s=rate, burst=burst, batching=batching,
+            **({"max_inflight": max_inflight} if max_inflight is not None else {}),
             max_request_chunks=max_request_chunks,
             batch_max=batch_max, batch_wait_ms=batch_wait_ms, answer_dense=answer_dense,
             cors_origins=tuple(cors_origin or ()), trace_exporter=trace_exporter,  # type: ignore[arg-type]
@@ -86,8 +101,14 @@ def serve(
         app = from_env()  # opened here first, so a bad directory or keys file fails fast
     import uvicorn
 
+    from ragfleet.serve.protocol import guarded_protocol
+
     tls = {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)} if certfile else {}
-    common = {"host": host, "port": port, "access_log": False, "log_level": "warning", **tls}
+    common = {
+        "host": host, "port": port, "access_log": False, "log_level": "warning", **tls,
+        "http": guarded_protocol(header_timeout, max_connections_per_client),
+        "limit_concurrency": max_connections,
+    }  # fmt: skip
     if workers == 1:
         _Server(uvicorn.Config(app, **common)).run()  # type: ignore[arg-type]
         return
@@ -138,6 +159,60 @@ def keys_add(
         store.save(file)
     typer.echo(key)
     typer.echo(f"key {name!r} added to {file}; it is shown only this once", err=True)
+
+
+KeysFile = Annotated[Path, typer.Option("--file", help="keys file")]
+
+
+def keys_list(
+    file: KeysFile, as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False
+) -> None:
+    """List the keys (names, ids, scopes, collections, creation time — never secrets)."""
+    from ragfleet.serve.auth import KeyStore
+
+    with user_errors():
+        records = KeyStore.load(file).records
+    rows = [
+        {"name": r.name, "id": r.key_id, "scopes": list(r.scopes),
+         "collections": list(r.collections) or ["*"], "created": r.created}
+        for r in records
+    ]  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps({"keys": rows}, indent=2))
+        return
+    for r in rows:
+        typer.echo(
+            f"{r['name']:16} rf_{r['id']}_…  {','.join(r['scopes']):16} "
+            f"{','.join(r['collections']):20} {r['created']}"
+        )
+
+
+def keys_revoke(
+    name: Annotated[str, typer.Argument(help="the key's name (or id)")], file: KeysFile
+) -> None:
+    """Remove a key; a running server refuses it within a second or two."""
+    from ragfleet.serve.auth import KeyStore
+
+    with user_errors():
+        store = KeyStore.load(file)
+        record = store.revoke(name)
+        store.save(file)
+    typer.echo(f"key {record.name!r} (rf_{record.key_id}_…) revoked in {file}", err=True)
+
+
+def keys_rotate(
+    name: Annotated[str, typer.Argument(help="the key's name (or id)")], file: KeysFile
+) -> None:
+    """Give a key a new secret (same name, scopes and collections); the old one stops
+    working. The new key is printed once."""
+    from ragfleet.serve.auth import KeyStore
+
+    with user_errors():
+        store = KeyStore.load(file)
+        key, record = store.rotate(name)
+        store.save(file)
+    typer.echo(key)
+    typer.echo(f"key {record.name!r} rotated in {file}; the old key no longer works", err=True)
 
 
 def load(

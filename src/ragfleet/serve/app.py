@@ -57,7 +57,10 @@ UI = Path(__file__).parent / "ui"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     s: {"model": ErrorBody} for s in (400, 401, 403, 404, 413, 422, 429, 504)
 }
-_CSP = "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:"
+_CSP = (
+    "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'"
+)
 
 
 def create_app(
@@ -111,6 +114,7 @@ def create_app(
     app.add_middleware(
         Gate, max_body_bytes=settings.max_body_bytes, admission=svc.admission,  # type: ignore[arg-type]
         retry_after_s=settings.retry_after_s, metrics=svc.metrics,
+        authenticator=svc.authenticator, body_timeout_s=settings.body_timeout_s,
     )  # fmt: skip
     _collection_routes(app, svc)
     _service_routes(app, svc)
@@ -138,9 +142,7 @@ def _key(scope: Scope) -> Any:
     async def dependency(request: Request) -> str:
         svc: Service = request.app.state.service
         name = request.path_params.get("name")
-        key_name = await svc.authorize(request.headers.get("authorization"), scope, name)
-        request.state.key_name = key_name
-        return key_name
+        return svc.authorize(getattr(request.state, "key_record", None), scope, name)
 
     return Depends(dependency)
 
@@ -277,10 +279,17 @@ def _service_routes(app: FastAPI, svc: Service) -> None:
 
     @app.get("/readyz", response_model=Health, responses={503: {"model": Health}})
     async def readyz() -> JSONResponse:
-        """Readiness: every collection is open and instrumented."""
+        """Readiness: every collection is open and instrumented (says nothing else: it
+        needs no key)."""
         ready = svc.ready
-        body = {"status": "ready" if ready else "starting", "collections": sorted(svc.collections)}
-        return JSONResponse(body, 200 if ready else 503)
+        return JSONResponse({"status": "ready" if ready else "starting"}, 200 if ready else 503)
+
+    @app.get("/v1/collections")
+    async def collections(key: str = _key("read")) -> JSONResponse:
+        """The collections this key may use."""
+        record = svc.keys.record_named(key)
+        names = [n for n in sorted(svc.collections) if record is None or record.allows("read", n)]
+        return JSONResponse({"collections": names})
 
     @app.get("/metrics", dependencies=[_key("admin")], response_class=Response)
     async def metrics() -> Response:

@@ -9,6 +9,11 @@ PBKDF2 is slow on purpose, too slow to run on every request, so a verified key i
 remembered in memory under ``HMAC-SHA256(process_secret, key)`` — a digest that reveals
 nothing about the key and cannot be precomputed by a caller. Scopes are ordered:
 ``admin`` ⊃ ``write`` ⊃ ``read``.
+
+Lifecycle: ``ragfleet keys add | list | revoke | rotate`` edit the file; a server reloads it
+when it changes (:meth:`KeyStore.reload_if_changed`, checked at most once a second), so a
+revoked or rotated key is refused within seconds, without a restart — remembered
+verifications of keys that changed are dropped with it.
 """
 
 from __future__ import annotations
@@ -109,14 +114,43 @@ def new_key(
     return f"rf_{key_id}_{secret}", record
 
 
+def parse_key(key: str) -> tuple[str, str] | None:
+    """``(key_id, secret)`` of a well-formed ``rf_<id>_<secret>``, else ``None`` (cheap)."""
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != "rf" or len(parts[1]) != 8 or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+def _read_records(path: Path) -> list[KeyRecord]:
+    if not path.is_file():
+        raise ConfigError(f"keys file {path} does not exist; create it with `ragfleet keys add`")
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+        return [KeyRecord.from_dict(d) for d in doc["keys"]]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"keys file {path} is not valid: {e}") from e
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 class KeyStore:
     """The keys of one server, loaded from a JSON file ``{"keys": [record, ...]}``."""
 
-    def __init__(self, records: Sequence[KeyRecord]) -> None:
+    def __init__(self, records: Sequence[KeyRecord], path: Path | None = None) -> None:
         self._by_id = {r.key_id: r for r in records}
         self._pepper = secrets.token_bytes(32)
         self._verified: dict[bytes, KeyRecord] = {}
         self._lock = threading.Lock()
+        self.path = path
+        self._signature = _signature(path) if path is not None else None
+        self._checked = time.monotonic()
 
     @property
     def records(self) -> list[KeyRecord]:
@@ -125,15 +159,28 @@ class KeyStore:
     @classmethod
     def load(cls, path: str | Path) -> KeyStore:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(
-                f"keys file {path} does not exist; create it with `ragfleet keys add`"
-            )
+        return cls(_read_records(path), path)
+
+    def reload_if_changed(self, every_s: float = 1.0) -> bool:
+        """Re-read the keys file if it changed (checked at most every ``every_s``); a file
+        that became unreadable keeps the keys in force (and says so by returning False)."""
+        if self.path is None or time.monotonic() - self._checked < every_s:
+            return False
+        self._checked = time.monotonic()
+        signature = _signature(self.path)
+        if signature == self._signature:
+            return False
         try:
-            doc = json.loads(path.read_text("utf-8"))
-            return cls([KeyRecord.from_dict(d) for d in doc["keys"]])
-        except (KeyError, TypeError, ValueError) as e:
-            raise ConfigError(f"keys file {path} is not valid: {e}") from e
+            records = _read_records(self.path)
+        except ConfigError:
+            return False  # a half-written or broken file: keep serving the keys we have
+        with self._lock:
+            self._by_id = {r.key_id: r for r in records}
+            self._verified = {
+                m: r for m, r in self._verified.items() if self._by_id.get(r.key_id) == r
+            }
+            self._signature = signature
+        return True
 
     def save(self, path: str | Path) -> None:
         """Write the file with mode 0600, atomically (temp file, fsync, rename)."""
@@ -152,27 +199,60 @@ class KeyStore:
             raise InputError(f"a key named {record.name!r} exists already; choose another name")
         self._by_id[record.key_id] = record
 
-    def verify(self, key: str) -> KeyRecord | None:
-        """The record of ``key``, or ``None`` if it is not a valid key."""
-        memo = hmac.new(self._pepper, key.encode(), hashlib.sha256).digest()
+    def named(self, name: str) -> KeyRecord:
+        found = [r for r in self._by_id.values() if r.name == name or r.key_id == name]
+        if not found:
+            names = ", ".join(sorted(r.name for r in self._by_id.values())) or "none"
+            raise InputError(f"no key named {name!r} (keys: {names})")
+        return found[0]
+
+    def revoke(self, name: str) -> KeyRecord:
+        """Remove the key named ``name`` (or with that id); returns its record."""
+        record = self.named(name)
+        del self._by_id[record.key_id]
+        return record
+
+    def rotate(self, name: str, iterations: int | None = None) -> tuple[str, KeyRecord]:
+        """A new secret (and id) for the key named ``name``, same scopes and collections;
+        the old key stops working. Returns the new key, shown once, and its record."""
+        old = self.revoke(name)
+        key, record = new_key(old.name, old.scopes, old.collections, iterations or old.iterations)
+        self._by_id[record.key_id] = record
+        return key, record
+
+    def remembered(self, key: str) -> KeyRecord | None:
+        """The record of ``key`` if it was verified before (no hashing)."""
+        memo = self._memo(key)
         with self._lock:
-            hit = self._verified.get(memo)
-        if hit is not None:
-            return hit
-        parts = key.split("_", 2)
-        if len(parts) != 3 or parts[0] != "rf":
+            return self._verified.get(memo)
+
+    def record(self, key_id: str) -> KeyRecord | None:
+        return self._by_id.get(key_id)
+
+    def record_named(self, name: str) -> KeyRecord | None:
+        return next((r for r in self._by_id.values() if r.name == name), None)
+
+    def check(self, key: str) -> KeyRecord | None:
+        """Verify ``key`` by its salted hash (slow: PBKDF2); remembered once valid."""
+        parsed = parse_key(key)
+        record = self._by_id.get(parsed[0]) if parsed is not None else None
+        if parsed is None or record is None:
             return None
-        record = self._by_id.get(parts[1])
-        if record is None:
-            return None
-        digest = _hash(parts[2], bytes.fromhex(record.salt), record.iterations)
+        digest = _hash(parsed[1], bytes.fromhex(record.salt), record.iterations)
         if not hmac.compare_digest(digest, record.hash):
             return None
         with self._lock:
             if len(self._verified) >= _CACHE_MAX:
                 self._verified.clear()
-            self._verified[memo] = record
+            self._verified[self._memo(key)] = record
         return record
+
+    def verify(self, key: str) -> KeyRecord | None:
+        """The record of ``key``, or ``None`` if it is not a valid key."""
+        return self.remembered(key) or self.check(key)
+
+    def _memo(self, key: str) -> bytes:
+        return hmac.new(self._pepper, key.encode(), hashlib.sha256).digest()
 
     def authorize(
         self, authorization: str | None, scope: Scope, collection: str | None = None

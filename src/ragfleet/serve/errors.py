@@ -105,8 +105,12 @@ def install(app: FastAPI) -> None:
             return await on_crash(_, e)
         return error_response(status, code, str(e))
 
-    async def on_validation(_: Request, e: Exception) -> JSONResponse:
+    async def on_validation(request: Request, e: Exception) -> JSONResponse:
         msg = _validation_message(e)  # type: ignore[arg-type]
+        kind = request.headers.get("content-type", "")
+        if request.method in ("POST", "PUT") and "json" not in kind.lower():
+            msg += f" (the body was sent as {kind or 'no content type'}: send JSON with "
+            msg += "Content-Type: application/json)"
         return error_response(422, "invalid_request", msg)
 
     async def on_http(_: Request, e: Exception) -> JSONResponse:

@@ -144,4 +144,3 @@ class DeleteResponse(BaseModel):
 
 class Health(BaseModel):
     status: str
-    collections: list[str] = Field(default_factory=list)

@@ -19,7 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from ragfleet.collection import Collection
 from ragfleet.generate.extractive import Extractive
 from ragfleet.pipeline import Pipeline
-from ragfleet.serve.auth import KeyStore, Scope
+from ragfleet.serve.auth import AuthError, KeyRecord, KeyStore, Scope
+from ragfleet.serve.authn import Authenticator
 from ragfleet.serve.batching import BatchingEncoder
 from ragfleet.serve.errors import ApiError
 from ragfleet.serve.limits import Admission, RateLimiter
@@ -66,6 +67,7 @@ class Service:
         self.metrics = ServeMetrics()
         self.limiter = RateLimiter(settings.rate_per_s, settings.burst)
         self.admission = Admission(settings.max_inflight)
+        self.authenticator = Authenticator(keys)
         self.tracing = Tracing(settings.trace_exporter)
         self._saved: dict[str, tuple[Any, list[Any]]] = {}
         self._answer_encoders: list[tuple[Extractive, Any]] = []
@@ -117,13 +119,18 @@ class Service:
             gen.encoder = encoder
         self._answer_encoders.clear()
         self.tracing.shutdown()
+        self.authenticator.close()
 
-    async def authorize(
-        self, authorization: str | None, scope: Scope, collection: str | None
-    ) -> str:
-        """The key's name if it may do ``scope`` (runs the key hash off the event loop);
-        raises ``AuthError`` (401/403) or ``ApiError`` (429 when over its rate)."""
-        record = await run_in_threadpool(self.keys.authorize, authorization, scope, collection)
+    def authorize(self, record: KeyRecord | None, scope: Scope, collection: str | None) -> str:
+        """The key's name if the key the door authenticated (``record``) may do ``scope``
+        on ``collection``; raises ``AuthError`` (401/403) or ``ApiError`` (429 when over
+        its rate)."""
+        if record is None:
+            raise AuthError(401, "unauthenticated", "send an API key: Authorization: Bearer KEY")
+        if not record.allows(scope):
+            raise AuthError(403, "forbidden", f"this key lacks the {scope!r} scope")
+        if not record.allows(scope, collection):
+            raise AuthError(403, "forbidden", f"this key may not use collection {collection!r}")
         retry = self.limiter.check(record.name)
         if retry:
             self.metrics.shed.labels("rate").inc()

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from typing import Literal
 
 from ragfleet.errors import ConfigError
 
 TraceExporter = Literal["none", "console", "otlp"]
+
+
+def default_max_inflight() -> int:
+    """2 per core. Measured (``benchmarks/http_load.py``, 2 cores, SciFact, /search): the
+    throughput knee — the fewest clients within 90 % of the best QPS — was 4 clients (75
+    QPS, p99 77 ms); more clients in flight only queue (64 gave admitted requests a p50 of
+    2.7 s under 200 clients). Little's law sizes it the same way: limit ≈ throughput ×
+    target latency = 75/s × ~50 ms ≈ 4."""
+    return 2 * max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -23,7 +33,9 @@ class ServeSettings:
             before embedding: 1,024 chunks embed in ~2 min on 2 cores).
         rate_per_s, burst: the per-key token bucket (``burst`` tokens, refilled at
             ``rate_per_s``); ``rate_per_s = 0`` turns rate limiting off.
-        max_inflight: requests served at once; the next one gets 429 with Retry-After.
+        max_inflight: requests served at once; the next one gets 429 with Retry-After
+            (default :func:`default_max_inflight`: 2 per core).
+        body_timeout_s: an admitted request must deliver its whole body within this (408).
         retry_after_s: the Retry-After a shed request is told.
         batching: embed the queries of concurrent searches together.
         batch_max, batch_wait_ms: a micro-batch closes at ``batch_max`` queries or after
@@ -47,7 +59,8 @@ class ServeSettings:
     max_request_chunks: int = 1024
     rate_per_s: float = 100.0
     burst: int = 200
-    max_inflight: int = 64
+    max_inflight: int = field(default_factory=lambda: default_max_inflight())
+    body_timeout_s: float = 30.0
     retry_after_s: int = 1
     batching: bool = True
     batch_max: int = 32
@@ -72,6 +85,7 @@ class ServeSettings:
             "retry_after_s": self.retry_after_s,
             "batch_max": self.batch_max,
             "ask_budget_ms": self.ask_budget_ms,
+            "body_timeout_s": self.body_timeout_s,
         }
         for name, value in positive.items():
             if value <= 0:

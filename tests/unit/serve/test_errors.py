@@ -113,3 +113,13 @@ def test_read_only_server_refuses_writes(scratch: Any, keys: Keys) -> None:
             json={"documents": [{"doc_id": "a", "text": "t"}]}, headers=keys.header("write"),
         )  # fmt: skip
     assert res.status_code == 409 and res.json()["error"]["code"] == "read_only"
+
+
+def test_a_body_without_a_json_content_type_is_told_to_send_one(client: Any, keys: Any) -> None:
+    res = client.post(
+        "/v1/collections/demo/search",
+        content=b'{"query": "q"}',
+        headers={**keys.header("read"), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert res.status_code == 422
+    assert "Content-Type: application/json" in res.json()["error"]["message"]

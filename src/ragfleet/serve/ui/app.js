@@ -20,11 +20,19 @@ function headers() {
   return { "Content-Type": "application/json", Authorization: `Bearer ${key}` };
 }
 
+// The collections this key may read (GET /v1/collections needs the key: nothing about the
+// server is shown to a page without one).
 async function loadCollections() {
-  const res = await fetch("/readyz");
+  if (!$("key").value.trim()) return;
+  const res = await fetch("/v1/collections", { headers: headers() });
   const body = await res.json();
+  if (!res.ok) {
+    setStatus(`${res.status} ${body.error.code}: ${body.error.message}`, true);
+    return;
+  }
+  setStatus("", false);
   const select = $("collection");
-  for (const name of body.collections || []) select.append(el("option", "", name));
+  select.replaceChildren(...body.collections.map((name) => el("option", "", name)));
 }
 
 function setStatus(text, isError) {
@@ -142,5 +150,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("key").value = sessionStorage.getItem("ragfleet-key") || "";
   $("ask-form").addEventListener("submit", (e) => ask(e).catch((err) => setStatus(String(err), true)));
   $("passage-close").addEventListener("click", () => { $("passage-panel").hidden = true; });
-  loadCollections().catch((err) => setStatus(String(err), true));
+  const load = () => loadCollections().catch((err) => setStatus(String(err), true));
+  $("key").addEventListener("change", load);
+  load();
 });
