@@ -31,7 +31,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -203,8 +203,20 @@ class Pipeline:
             self.config.cost_quantile,
         )
 
-    def ask(self, question: str, budget_ms: float | None = None) -> PipelineResponse:
-        """Answer ``question`` within ``budget_ms`` (default ``config.budget_ms``)."""
+    def ask(
+        self,
+        question: str,
+        budget_ms: float | None = None,
+        *,
+        on_hits: Callable[[tuple[Hit, ...], float], None] | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> PipelineResponse:
+        """Answer ``question`` within ``budget_ms`` (default ``config.budget_ms``).
+
+        ``on_hits(hits, coverage)`` is called as soon as the passages are final (after
+        rerank, before generation) and ``on_token(text)`` with each piece of the answer as
+        it is generated (a generator that cannot stream gives its whole answer at once):
+        what a streaming client shows while the rest is still running."""
         budget = self.config.budget_ms if budget_ms is None else budget_ms
         if not isinstance(question, str) or not question.strip():
             raise InputError(f"a question must be a non-empty string, got {question!r}")
@@ -219,7 +231,9 @@ class Pipeline:
         if res.coverage < 1.0:
             degraded["search"] = f"partial: {res.coverage:.0%} of shards answered in time"
         hits = self._rerank(question, list(res.hits), clock, timings, degraded)
-        answer = self._generate(question, tuple(hits), clock, timings, degraded)
+        if on_hits is not None:
+            on_hits(tuple(hits), res.coverage)
+        answer = self._generate(question, tuple(hits), clock, timings, degraded, on_token)
         timings["total"] = clock.elapsed()
         return PipelineResponse(
             question,
@@ -333,6 +347,7 @@ class Pipeline:
         clock: _Clock,
         timings: dict[str, float],
         degraded: dict[str, str],
+        on_token: Callable[[str], None] | None = None,
     ) -> Answer | None:
         left = clock.left()
         generator, note = self.generate_plan(left)
@@ -342,7 +357,14 @@ class Pipeline:
             return None
         stage = "generate" if generator is self.generator else "fallback"
         t = time.perf_counter()
-        answer = generator.generate(q, hits, timeout_ms=max(left, 1.0))
+        if on_token is not None and getattr(generator, "streams", False):
+            answer = generator.generate(  # type: ignore[call-arg]
+                q, hits, timeout_ms=max(left, 1.0), on_token=on_token
+            )
+        else:
+            answer = generator.generate(q, hits, timeout_ms=max(left, 1.0))
+            if on_token is not None and answer.text:
+                on_token(answer.text)
         timings["generate"] = (time.perf_counter() - t) * 1e3
         self.costs.observe(stage, timings["generate"])
         if answer.truncated:

@@ -17,9 +17,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(app: Any, **options: Any) -> Iterator[str]:
+def running(app: Any, startup_s: float = 30.0, **options: Any) -> Iterator[str]:
     """Serve ``app`` until the block ends (``options``: more of uvicorn's Config); yields
-    its base URL."""
+    its base URL once it is up (within ``startup_s``: the app warms its pipelines first)."""
     import uvicorn
 
     port = free_port()
@@ -27,10 +27,10 @@ def running(app: Any, **options: Any) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + startup_s
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start within 30 s")
+            raise RuntimeError(f"uvicorn did not start within {startup_s:g} s")
         time.sleep(0.02)
     try:
         yield f"http://127.0.0.1:{port}"

@@ -82,8 +82,9 @@ def test_ask_json_and_stream_equal_in_process(served: Any) -> None:
         text = "".join(r.iter_text())
     events = [block.split("\n", 1) for block in text.strip().split("\n\n")]
     names = [e[0].removeprefix("event: ") for e in events]
-    assert names == ["hits", "answer", "done"]
-    done = json.loads(events[2][1].removeprefix("data: "))
+    assert names == ["hits", "token", "answer", "done"]  # extractive: the answer in one piece
+    assert json.loads(events[1][1].removeprefix("data: "))["text"] == local["answer"]
+    done = json.loads(events[3][1].removeprefix("data: "))
     assert untimed(done) == {**untimed(local), "slo_met": done["slo_met"]}
 
 

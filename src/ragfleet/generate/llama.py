@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,8 +109,16 @@ class LlamaGenerator:
         self.counter = LlamaTokenCounter(self._llm)
         self._lock = threading.Lock()  # one llama context: one generation at a time
 
+    #: ``generate`` takes ``on_token``: each piece of the completion as it arrives.
+    streams = True
+
     def generate(
-        self, query: str, hits: Sequence[Hit], *, timeout_ms: float | None = None
+        self,
+        query: str,
+        hits: Sequence[Hit],
+        *,
+        timeout_ms: float | None = None,
+        on_token: Callable[[str], None] | None = None,
     ) -> Answer:
         """Stream a completion of the cited prompt until a stop, ``max_tokens`` or the deadline."""
         check_query(query)
@@ -130,6 +138,8 @@ class LlamaGenerator:
             )
             for chunk in stream:
                 parts.append(str(chunk["choices"][0]["text"]))
+                if on_token is not None and parts[-1]:
+                    on_token(parts[-1])
                 if deadline is not None and time.monotonic() >= deadline:
                     truncated = True
                     break

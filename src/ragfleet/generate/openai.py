@@ -75,8 +75,16 @@ class OpenAIGenerator:
         self.counter: TokenCounter = counter or minilm_tokenizer()
         self.on_token = on_token
 
+    #: ``generate`` takes ``on_token``: each piece of the completion as it arrives.
+    streams = True
+
     def generate(
-        self, query: str, hits: Sequence[Hit], *, timeout_ms: float | None = None
+        self,
+        query: str,
+        hits: Sequence[Hit],
+        *,
+        timeout_ms: float | None = None,
+        on_token: Callable[[str], None] | None = None,
     ) -> Answer:
         """Pack the prompt, stream the completion until done, a stop sequence or the deadline."""
         check_query(query)
@@ -89,6 +97,8 @@ class OpenAIGenerator:
         try:
             for delta in self._stream(prompt.text, deadline):
                 parts.append(delta)
+                if on_token is not None and delta:
+                    on_token(delta)
                 if self.on_token is not None:
                     self.on_token(delta)
                 if time.monotonic() >= deadline:

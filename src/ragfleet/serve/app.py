@@ -251,18 +251,43 @@ async def _watch_disconnect(request: Request, gone: threading.Event) -> None:
 async def _ask_events(
     svc: Service, name: str, pipe: Pipeline, question: str, budget: float
 ) -> AsyncIterator[bytes]:
-    """SSE: ``hits`` (the passages), ``answer`` (text and citations), ``done`` (the full
-    ``ask --json``), or one ``error`` event with the JSON error body."""
+    """SSE, each event sent as soon as it exists: ``hits`` (the passages, once final),
+    ``token`` (each piece of the answer as it is generated), ``answer`` (text and
+    citations), ``done`` (the full ``ask --json``) — or one ``error`` event with the JSON
+    error body."""
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    def put(event: str, data: Any) -> None:
+        loop.call_soon_threadsafe(events.put_nowait, (event, data))
+
+    def on_hits(hits: Any, coverage: float) -> None:
+        put("hits", {"hits": [h.to_dict() for h in hits], "coverage": coverage})
+
+    def run() -> Any:
+        return pipe.ask(
+            question,
+            budget_ms=budget,
+            on_hits=on_hits,
+            on_token=lambda t: put("token", {"text": t}),
+        ).to_dict()
+
+    task = asyncio.ensure_future(svc.timed("ask", name, run, lambda r: r))
+    while not (task.done() and events.empty()):
+        getter = asyncio.ensure_future(events.get())
+        await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+        if getter.done():
+            event, data = getter.result()
+            yield _sse(event, data)
+        else:
+            getter.cancel()
     try:
-        out = await svc.timed(
-            "ask", name, lambda: pipe.ask(question, budget_ms=budget), lambda r: r.to_dict()
-        )
+        out = task.result()
     except Exception as e:  # the stream has started: report in-band, never a traceback
         status, code = errors.status_of(e) if isinstance(e, RagfleetError) else (500, "internal")
         message = str(e) if status < 500 else "internal error"
         yield _sse("error", {"error": {"code": code, "message": message, "status": status}})
         return
-    yield _sse("hits", {"hits": out["hits"], "coverage": out["coverage"]})
     yield _sse("answer", {k: out[k] for k in ("answer", "citations", "generator", "truncated")})
     yield _sse("done", out)
 

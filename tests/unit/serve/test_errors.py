@@ -101,8 +101,12 @@ def test_a_crash_is_500_with_a_request_id_and_no_traceback(
     }
     for text in (res.text, stream.text):
         assert "Traceback" not in text and "passwd" not in text and "RuntimeError" not in text
-    assert stream.status_code == 200 and stream.text.startswith("event: error\n")
-    event = json.loads(stream.text.split("data: ", 1)[1])
+    blocks = stream.text.strip().split("\n\n")
+    assert stream.status_code == 200 and [b.split("\n")[0] for b in blocks] == [
+        "event: hits",  # the passages were found before generation failed
+        "event: error",
+    ]
+    event = json.loads(blocks[-1].split("data: ", 1)[1])
     assert event["error"]["code"] == "internal" and event["error"]["status"] == 500
 
 
