@@ -7,11 +7,24 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from ragfleet.errors import RagfleetError
+
+#: The positional collection-directory argument most commands take.
+Dir = Annotated[Path, typer.Argument(help="collection directory")]
+
+
+def subgroup(app: typer.Typer, name: str, help: str) -> typer.Typer:
+    """The command group ``name`` of ``app``, added (with ``help``) if no module added it yet."""
+    group = next((g.typer_instance for g in app.registered_groups if g.name == name), None)
+    if group is None:
+        group = typer.Typer(help=help, no_args_is_help=True)
+        app.add_typer(group, name=name)
+    return group
 
 
 def fail(message: str) -> NoReturn:

@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ragfleet.cli._common import print_json, progress_bar, user_errors
+from ragfleet.cli._common import Dir, print_json, progress_bar, subgroup, user_errors
 
 if TYPE_CHECKING:
     from ragfleet.pipeline import Pipeline, PipelineResponse
 
-Dir = Annotated[Path, typer.Argument(help="collection directory")]
 Budget = Annotated[float, typer.Option("--budget-ms", help="latency budget per question (ms)")]
 RerankOpt = Annotated[str | None, typer.Option(help="maxsim | a cross-encoder directory")]
 GenOpt = Annotated[str, typer.Option(help="extractive | llama | openai")]
@@ -31,11 +30,7 @@ def register(app: typer.Typer) -> None:
     reranker = typer.Typer(help="Train rerankers.", no_args_is_help=True)
     reranker.command("train")(train_reranker)
     app.add_typer(reranker, name="reranker")
-    group = next((g.typer_instance for g in app.registered_groups if g.name == "eval"), None)
-    if group is None:
-        group = typer.Typer(help="Evaluate quality and latency.", no_args_is_help=True)
-        app.add_typer(group, name="eval")
-    group.command("qa")(eval_qa)
+    subgroup(app, "eval", "Evaluate quality and latency.").command("qa")(eval_qa)
 
 
 def make_pipeline(

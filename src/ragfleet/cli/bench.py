@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
-from ragfleet.cli._common import user_errors
+from ragfleet.cli._common import subgroup, user_errors
 
 if TYPE_CHECKING:
     from ragfleet.eval.ann import AnnRun
@@ -16,9 +16,8 @@ if TYPE_CHECKING:
 
 def register(app: typer.Typer) -> None:
     """Add the ``bench`` command group to ``app``."""
-    group = typer.Typer(help="Benchmark ragfleet's building blocks.", no_args_is_help=True)
+    group = subgroup(app, "bench", "Benchmark ragfleet's building blocks.")
     group.command("ann")(ann)
-    app.add_typer(group, name="bench")
 
 
 def ann(

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ragfleet.cli._common import print_json, progress_bar, user_errors
+from ragfleet.cli._common import Dir, print_json, progress_bar, user_errors
 from ragfleet.config import (
     ChunkerConfig,
     CollectionConfig,
@@ -17,8 +17,6 @@ from ragfleet.config import (
     IndexConfig,
     ShardingConfig,
 )
-
-Dir = Annotated[Path, typer.Argument(help="collection directory")]
 
 
 def register(app: typer.Typer) -> None:

@@ -8,15 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
-from ragfleet.cli._common import print_json, progress_bar, user_errors
+from ragfleet.cli._common import print_json, progress_bar, subgroup, user_errors
 
 MODES = ("dense", "sparse", "hybrid")
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(help="Evaluate retrieval quality and latency.", no_args_is_help=True)
+    group = subgroup(app, "eval", "Evaluate retrieval quality and latency.")
     group.command("beir")(beir)
-    app.add_typer(group, name="eval")
 
 
 def beir(

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ragfleet.cli._common import fail, user_errors
+from ragfleet.cli._common import fail, subgroup, user_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -26,11 +26,7 @@ def register(app: typer.Typer) -> None:
     keys.command("revoke")(keys_revoke)
     keys.command("rotate")(keys_rotate)
     app.add_typer(keys, name="keys")
-    bench = next((g.typer_instance for g in app.registered_groups if g.name == "bench"), None)
-    if bench is None:
-        bench = typer.Typer(help="Benchmark ragfleet.", no_args_is_help=True)
-        app.add_typer(bench, name="bench")
-    bench.command("load")(load)
+    subgroup(app, "bench", "Benchmark ragfleet.").command("load")(load)
 
 
 def serve(

@@ -7,9 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ragfleet.cli._common import print_json, progress_bar, user_errors
-
-Dir = Annotated[Path, typer.Argument(help="collection directory")]
+from ragfleet.cli._common import Dir, print_json, progress_bar, user_errors
 
 
 def register(app: typer.Typer) -> None:

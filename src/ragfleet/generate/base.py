@@ -10,11 +10,12 @@ A citation can only point at a passage that was passed: :func:`parse_citations` 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ragfleet.errors import InputError
+from ragfleet.errors import DeadlineExceeded, InputError
 from ragfleet.types import Hit
 
 _MARK = re.compile(r"\[(\d{1,3})\]")
@@ -121,3 +122,43 @@ def attribute(text: str, passages: Sequence[Hit]) -> tuple[str, tuple[Citation, 
         if at >= 0:
             return f"{text} [{n}]", (Citation(n, h.chunk_id, h.doc_id, (at, at + len(needle))),)
     return text, ()
+
+
+def drain(
+    deltas: Iterable[str],
+    deadline: float | None,
+    sinks: Sequence[Callable[[str], None] | None] = (),
+) -> tuple[str, bool]:
+    """A streamed completion: ``(text, truncated)``. Each non-empty delta goes to every sink
+    as it arrives; the stream stops at the ``time.monotonic()`` deadline (``truncated``). A
+    :class:`DeadlineExceeded` from the stream after some text is a truncation, before any
+    text it propagates."""
+    parts: list[str] = []
+    truncated = False
+    try:
+        for delta in deltas:
+            parts.append(delta)
+            if delta:
+                for sink in sinks:
+                    if sink is not None:
+                        sink(delta)
+            if deadline is not None and time.monotonic() >= deadline:
+                truncated = True
+                break
+    except DeadlineExceeded:
+        if not parts:
+            raise
+        truncated = True
+    return "".join(parts).strip(), truncated
+
+
+def cited_answer(
+    text: str, passages: tuple[Hit, ...], model: str, started: float, truncated: bool
+) -> Answer:
+    """The :class:`Answer` for a model's ``text``: its own ``[n]`` citations, or post-hoc
+    :func:`attribute` when it wrote none; ``generate`` timed from ``started`` (perf_counter)."""
+    timings = {"generate": round((time.perf_counter() - started) * 1e3, 3)}
+    cites = parse_citations(text, passages)
+    if not cites:
+        text, cites = attribute(text, passages)
+    return Answer(text, cites, passages, model, timings, truncated)

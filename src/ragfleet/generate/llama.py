@@ -19,7 +19,7 @@ from typing import Any
 
 from ragfleet._optional import require
 from ragfleet.errors import ConfigError, InputError
-from ragfleet.generate.base import Answer, attribute, check_query, parse_citations
+from ragfleet.generate.base import Answer, check_query, cited_answer, drain
 from ragfleet.generate.prompt import PromptConfig, build_prompt
 from ragfleet.types import Hit
 
@@ -125,8 +125,6 @@ class LlamaGenerator:
         t0 = time.perf_counter()
         deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1e3
         prompt = build_prompt(query, hits, self.counter, self.config.prompt)
-        parts: list[str] = []
-        truncated = False
         c = self.config
         with self._lock:
             stream = self._llm(
@@ -136,17 +134,7 @@ class LlamaGenerator:
                 stop=list(c.stop),
                 stream=True,
             )
-            for chunk in stream:
-                parts.append(str(chunk["choices"][0]["text"]))
-                if on_token is not None and parts[-1]:
-                    on_token(parts[-1])
-                if deadline is not None and time.monotonic() >= deadline:
-                    truncated = True
-                    break
+            deltas = (str(chunk["choices"][0]["text"]) for chunk in stream)
+            text, truncated = drain(deltas, deadline, (on_token,))
             stream.close()
-        text = "".join(parts).strip()
-        timings = {"generate": round((time.perf_counter() - t0) * 1e3, 3)}
-        cites = parse_citations(text, prompt.passages)
-        if not cites:
-            text, cites = attribute(text, prompt.passages)
-        return Answer(text, cites, prompt.passages, self.name, timings, truncated)
+        return cited_answer(text, prompt.passages, self.name, t0, truncated)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ragfleet.errors import ConfigError, DeadlineExceeded, InputError, RagfleetError
-from ragfleet.generate.base import Answer, attribute, check_query, parse_citations
+from ragfleet.generate.base import Answer, check_query, cited_answer, drain
 from ragfleet.generate.prompt import PromptConfig, TokenCounter, build_prompt
 from ragfleet.types import Hit
 
@@ -92,28 +92,9 @@ class OpenAIGenerator:
         budget = min(timeout_ms, self.config.timeout_ms) if timeout_ms else self.config.timeout_ms
         deadline = time.monotonic() + budget / 1e3
         prompt = build_prompt(query, hits, self.counter, self.config.prompt)
-        parts: list[str] = []
-        truncated = False
-        try:
-            for delta in self._stream(prompt.text, deadline):
-                parts.append(delta)
-                if on_token is not None and delta:
-                    on_token(delta)
-                if self.on_token is not None:
-                    self.on_token(delta)
-                if time.monotonic() >= deadline:
-                    truncated = True
-                    break
-        except DeadlineExceeded:
-            if not parts:
-                raise
-            truncated = True
-        text = "".join(parts).strip()
-        timings = {"generate": round((time.perf_counter() - t0) * 1e3, 3)}
-        cites = parse_citations(text, prompt.passages)
-        if not cites:
-            text, cites = attribute(text, prompt.passages)
-        return Answer(text, cites, prompt.passages, self.name, timings, truncated)
+        deltas = self._stream(prompt.text, deadline)
+        text, truncated = drain(deltas, deadline, (on_token, self.on_token))
+        return cited_answer(text, prompt.passages, self.name, t0, truncated)
 
     def _request(self, prompt: str) -> urllib.request.Request:
         c = self.config

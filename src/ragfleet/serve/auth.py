@@ -67,6 +67,13 @@ class KeyRecord:
             return False
         return collection is None or not self.collections or collection in self.collections
 
+    def require(self, scope: Scope, collection: str | None) -> None:
+        """Raise ``AuthError`` 403 unless :meth:`allows`, saying which right is missing."""
+        if not self.allows(scope):
+            raise AuthError(403, "forbidden", f"this key lacks the {scope!r} scope")
+        if not self.allows(scope, collection):
+            raise AuthError(403, "forbidden", f"this key may not use collection {collection!r}")
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> KeyRecord:
         scopes = tuple(d["scopes"])
@@ -267,8 +274,5 @@ class KeyStore:
         record = self.verify(key.strip())
         if record is None:
             raise AuthError(401, "invalid_key", "this API key is not valid")
-        if not record.allows(scope):
-            raise AuthError(403, "forbidden", f"this key lacks the {scope!r} scope")
-        if not record.allows(scope, collection):
-            raise AuthError(403, "forbidden", f"this key may not use collection {collection!r}")
+        record.require(scope, collection)
         return record

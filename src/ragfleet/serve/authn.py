@@ -62,17 +62,8 @@ class FailureLimiter:
 
     def retry_after(self, *subjects: str) -> int:
         """0 if every subject may try, else whole seconds until one of them may."""
-        now, wait = self._clock(), 0.0
         with self._lock:
-            for s in subjects:
-                times = self._seen.get(s)
-                if times is None:
-                    continue
-                while times and times[0] <= now - self.window_s:
-                    times.popleft()
-                if len(times) >= self.max_failures:
-                    wait = max(wait, times[0] + self.window_s - now)
-        return 0 if wait <= 0 else max(1, math.ceil(wait))
+            return self._wait(subjects)
 
     def fail(self, *subjects: str) -> None:
         with self._lock:
@@ -82,19 +73,10 @@ class FailureLimiter:
         """Atomically: 0 and count an attempt (as a failure until :meth:`forgive`), or
         the seconds to wait — so concurrent attempts cannot all pass the check first."""
         with self._lock:
-            now, wait = self._clock(), 0.0
-            for s in subjects:
-                times = self._seen.get(s)
-                if times is None:
-                    continue
-                while times and times[0] <= now - self.window_s:
-                    times.popleft()
-                if len(times) >= self.max_failures:
-                    wait = max(wait, times[0] + self.window_s - now)
-            if wait > 0:
-                return max(1, math.ceil(wait))
-            self._record(subjects)
-            return 0
+            wait = self._wait(subjects)
+            if wait == 0:
+                self._record(subjects)
+            return wait
 
     def forgive(self, *subjects: str) -> None:
         """An attempt counted by :meth:`attempt` succeeded: uncount it."""
@@ -103,6 +85,20 @@ class FailureLimiter:
                 times = self._seen.get(s)
                 if times:
                     times.pop()
+
+    def _wait(self, subjects: tuple[str, ...]) -> int:
+        """Whole seconds until every subject is under its limit (0: now); drops what left
+        the window. The caller holds the lock."""
+        now, wait = self._clock(), 0.0
+        for s in subjects:
+            times = self._seen.get(s)
+            if times is None:
+                continue
+            while times and times[0] <= now - self.window_s:
+                times.popleft()
+            if len(times) >= self.max_failures:
+                wait = max(wait, times[0] + self.window_s - now)
+        return 0 if wait <= 0 else max(1, math.ceil(wait))
 
     def _record(self, subjects: tuple[str, ...]) -> None:
         now = self._clock()

@@ -127,10 +127,7 @@ class Service:
         its rate)."""
         if record is None:
             raise AuthError(401, "unauthenticated", "send an API key: Authorization: Bearer KEY")
-        if not record.allows(scope):
-            raise AuthError(403, "forbidden", f"this key lacks the {scope!r} scope")
-        if not record.allows(scope, collection):
-            raise AuthError(403, "forbidden", f"this key may not use collection {collection!r}")
+        record.require(scope, collection)
         retry = self.limiter.check(record.name)
         if retry:
             self.metrics.shed.labels("rate").inc()

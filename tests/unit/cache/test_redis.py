@@ -130,7 +130,7 @@ def test_hung_redis_times_out_then_recovers(start_redis: Callable[[int | None], 
         assert cache.stats().errors == 1
         t0 = time.perf_counter()
         assert cache.get("k") is None  # circuit open: immediate
-        assert time.perf_counter() - t0 < 0.01
+        assert time.perf_counter() - t0 < 0.04  # under the 50 ms socket timeout: no wait
     finally:
         server.signal(signal.SIGCONT)
     assert wait_until(lambda: cache.get("k") == b"v")
