@@ -12,10 +12,9 @@ loopback, each test bounded to a few sockets and seconds:
 from __future__ import annotations
 
 import socket
-import statistics
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -104,10 +103,35 @@ def test_an_admitted_client_that_never_sends_its_body_loses_its_slot(
 
 
 def test_a_wrong_secret_flood_keeps_legitimate_latency(server: tuple[str, str]) -> None:
+    """Legitimate p99 under a flood of wrong secrets for the same key id stays within 2x of
+    idle (it went from ~10 ms to ~6 s when every wrong secret cost a PBKDF2). The attackers
+    are threads of this process and share the machine with the server, so a round can be
+    unlucky: up to three rounds (idle, then flood), and one within 2x passes; a regression
+    to the old cost fails them all."""
     url, key = server
     _search(url, key)  # warm: the legitimate key is verified once and remembered
-    idle = [_search(url, key)[1] for _ in range(30)]
     key_id = key.split("_")[1]
+    rounds: list[tuple[float, float, int]] = []
+    for _ in range(3):
+        idle = [_search(url, key)[1] for _ in range(30)]
+        codes, under = _flood_while(url, key_id, lambda: [_search(url, key)[1] for _ in range(30)])
+        assert len(codes) > 100
+        assert codes.count(401) <= 10  # PBKDF2 ran at most max_failures times for this key id
+        assert codes.count(429) >= len(codes) - 10
+        p99_idle, p99_under = float(np.percentile(idle, 99)), float(np.percentile(under, 99))
+        rounds.append((p99_idle, p99_under, len(codes)))
+        print(f"\nlegitimate p99 idle {p99_idle * 1e3:.1f} ms, under the flood "
+              f"{p99_under * 1e3:.1f} ms ({len(codes)} attacking requests)")  # fmt: skip
+        if p99_under <= 2 * p99_idle:
+            return
+    pytest.fail(f"legitimate p99 (idle, under flood, attacks) per round: {rounds}")
+
+
+def _flood_while(
+    url: str, key_id: str, measure: Callable[[], list[float]]
+) -> tuple[list[int], list[float]]:
+    """The status codes 4 threads got sending wrong secrets for ``key_id`` while
+    ``measure()`` ran, and what it returned."""
     codes: list[int] = []
     stop = threading.Event()
 
@@ -123,23 +147,12 @@ def test_a_wrong_secret_flood_keeps_legitimate_latency(server: tuple[str, str]) 
         t.start()
     try:
         time.sleep(0.5)
-        under = [_search(url, key)[1] for _ in range(30)]
+        result = measure()
     finally:
         stop.set()
         for t in attackers:
             t.join()
-    assert len(codes) > 100
-    assert codes.count(401) <= 10  # PBKDF2 ran at most max_failures times for this key id
-    assert codes.count(429) >= len(codes) - 10
-    p99_idle, p99_under = np.percentile(idle, 99), np.percentile(under, 99)
-    med_idle, med_under = statistics.median(idle), statistics.median(under)
-    print(f"\nlegitimate p50/p99 idle {med_idle * 1e3:.1f}/{p99_idle * 1e3:.1f} ms, "
-          f"under the flood {med_under * 1e3:.1f}/{p99_under * 1e3:.1f} ms "
-          f"({len(codes)} attacking requests)")  # fmt: skip
-    # Not a speed test (that is benchmarks/): a guard against the seconds-long stall an
-    # unlimited PBKDF2 flood caused (10 ms -> 6 s), with room for a noisy 2-core machine whose
-    # attacking threads share this process's GIL.
-    assert med_under <= 3 * med_idle + 0.1, (med_idle, med_under, p99_idle, p99_under)
+    return codes, result
 
 
 def test_failures_are_limited_per_client_and_per_key_id() -> None:
