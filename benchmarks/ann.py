@@ -5,8 +5,8 @@ FAISS run on the same FAISS index object with the same parameters, alternating c
 call (QPS: 1 / median seconds per query, robust to a busy machine). Goal: hnsw32 reaches
 recall@10 >= 0.95 at >= 0.9x the raw FAISS QPS. Writes ``benchmarks/results/ann.{json,png}``.
 
-    .venv/bin/python benchmarks/ann.py            # 2000 queries, one per call, 1 thread
-    .venv/bin/python benchmarks/ann.py --quick    # hnsw32 only, 300 queries
+    .venv/bin/python -m benchmarks.ann            # 2000 queries, one per call, 1 thread
+    .venv/bin/python -m benchmarks.ann --quick    # hnsw32 only, 300 queries
 """
 
 from __future__ import annotations

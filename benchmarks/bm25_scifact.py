@@ -8,7 +8,7 @@ the data README, nDCG@10 = 0.676). QPS is single-threaded, k=100, best of ``--re
 from analysed queries to top-k (ours includes ``stats_for`` + merge per query); our
 analyzer's own speed is reported apart. ``benchmarks/sparse_qps.py`` adds tantivy.
 
-    python benchmarks/bm25_scifact.py            # writes benchmarks/results/bm25_scifact.{json,png}
+    python -m benchmarks.bm25_scifact         # writes benchmarks/results/bm25_scifact.{json,png}
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ by scripts/redis-server.sh). A last phase SIGKILLs redis-server at request N/3 a
 a new one on its port at 2N/3, counting failed requests and answers that differ from an
 uncached search (the goal for both is zero).
 
-    python benchmarks/cache_search.py [--quick] [--docs 1000] [--requests 3000]
+    python -m benchmarks.cache_search [--quick] [--docs 1000] [--requests 3000]
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ E[distinct] = Σ_i 1 - (1 - p_i)^N, reported beside the measured one.
 A last phase kills redis-server (SIGKILL) a third of the way through the stream and
 restarts it at two thirds, counting requests that failed (the goal is zero).
 
-    python benchmarks/cache_zipf.py [--quick] [--redis-url redis://127.0.0.1:6379/0]
+    python -m benchmarks.cache_zipf [--quick] [--redis-url redis://127.0.0.1:6379/0]
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ thread, shards searched one after another (the work a coordinator pays). ``p = s
 the all-shards baseline: recall 1.0 by construction. Writes
 ``benchmarks/results/centroid_routing.{json,png}``.
 
-    .venv/bin/python benchmarks/centroid_routing.py [--n 20000] [--shards 8] [--quick]
+    .venv/bin/python -m benchmarks.centroid_routing [--n 20000] [--shards 8] [--quick]
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ its cost. Measured in the same run, interleaved over ``--repeats`` rounds (media
 The headline is docs/s per chunker and ``ratio = tokenize s / chunker s`` (1.0: chunking
 costs nothing beyond tokenizing).
 
-    python benchmarks/chunking.py            # writes benchmarks/results/chunking.{json,png}
-    python benchmarks/chunking.py --quick    # 1000 documents, one round
+    python -m benchmarks.chunking            # writes benchmarks/results/chunking.{json,png}
+    python -m benchmarks.chunking --quick    # 1000 documents, one round
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ For each encoder on N SciFact passages (title + " " + text):
 
 Writes benchmarks/results/embed_throughput.{json,png}.
 
-    .venv/bin/python benchmarks/embed_throughput.py            # N=1000, 200 queries
-    .venv/bin/python benchmarks/embed_throughput.py --quick    # N=200, 50 queries
+    .venv/bin/python -m benchmarks.embed_throughput            # N=1000, 200 queries
+    .venv/bin/python -m benchmarks.embed_throughput --quick    # N=200, 50 queries
 """
 
 from __future__ import annotations

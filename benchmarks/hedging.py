@@ -10,7 +10,7 @@ latency-aware choice on/off (off: least outstanding requests, ties at random). G
 with hedging (default choice) <= 1.5x the healthy p99, for both kinds of slowness.
 Writes ``benchmarks/results/hedging.{json,png}``.
 
-    .venv/bin/python benchmarks/hedging.py [--queries 300] [--clients 2] [--quick]
+    .venv/bin/python -m benchmarks.hedging [--queries 300] [--clients 2] [--quick]
 """
 
 from __future__ import annotations

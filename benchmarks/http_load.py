@@ -11,8 +11,8 @@ The server runs as its own process (uvicorn, one worker) on loopback; the load g
 (closed loop, ``ragfleet.eval.load``) runs in this process. Writes
 benchmarks/results/http_load.json and http_load.png.
 
-    python benchmarks/http_load.py            # ~1000 SciFact docs, 5 s per level
-    python benchmarks/http_load.py --quick    # 300 docs, 2 s per level
+    python -m benchmarks.http_load            # ~1000 SciFact docs, 5 s per level
+    python -m benchmarks.http_load --quick    # 300 docs, 2 s per level
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Goal: incremental ≥ 50× faster than the first ingest; the changed document em
 exactly its own chunk count. The incremental time includes opening the collection
 (which embeds the contract's probe texts to verify the encoder; not counted as ingest).
 
-    python benchmarks/incremental_ingest.py [--n 300] [--quick]
+    python -m benchmarks.incremental_ingest [--n 300] [--quick]
 """
 
 from __future__ import annotations

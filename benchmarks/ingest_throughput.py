@@ -5,7 +5,7 @@ SQLite → checkpoint) is timed end to end with ``Collection.build``; the baseli
 bare encoder embedding exactly the chunk texts the pipeline embedded, in batches of 32,
 in the same run. Goal: pipeline chunks/s ≥ 0.95 × bare encode (the pipeline adds ≤ 5%).
 
-    python benchmarks/ingest_throughput.py [--n 1000] [--encoder minilm-int8]
+    python -m benchmarks.ingest_throughput [--n 1000] [--encoder minilm-int8]
 """
 
 from __future__ import annotations

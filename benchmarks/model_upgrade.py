@@ -10,7 +10,7 @@ serving). Reported: failed queries (goal 0) and p50/p99 latency per phase; the b
 is the ``before`` phase of the same run. (That no query mixes the two generations is
 checked by ``tests/unit/test_generations.py``.)
 
-    python benchmarks/model_upgrade.py [--n 300] [--quick]
+    python -m benchmarks.model_upgrade [--n 300] [--quick]
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ Runs, in one process over one collection:
      (the very first, cold request, planned from priors only, is reported apart);
   4. hybrid + llama (gemma-3 270M) on a smaller sample: EM/F1, citation precision.
 
-    python benchmarks/qa_squad.py            # 500 questions (llama: 100)
-    python benchmarks/qa_squad.py --quick    # 60 questions (llama: 10)
+    python -m benchmarks.qa_squad            # 500 questions (llama: 100)
+    python -m benchmarks.qa_squad --quick    # 60 questions (llama: 10)
 
 Writes benchmarks/results/qa_squad.json and .png.
 """

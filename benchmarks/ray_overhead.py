@@ -9,7 +9,7 @@ cluster (both replicas on the head), then after a second node joins (replicas sp
 one per node). All nodes run on this one machine, so the second node adds processes,
 not hardware. Writes ``benchmarks/results/ray_overhead.{json,png}``.
 
-    .venv/bin/python benchmarks/ray_overhead.py [--queries 200] [--seconds 10] [--quick]
+    .venv/bin/python -m benchmarks.ray_overhead [--queries 200] [--seconds 10] [--quick]
 """
 
 from __future__ import annotations

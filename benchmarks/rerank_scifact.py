@@ -5,7 +5,7 @@ queries; nDCG@10 (trec_eval) and the rerank latency per query are measured in on
 The cross-encoder must be trained on the *train* split only:
 
     ragfleet reranker train --data ../shared/data/scifact --split train --out /tmp/ce-scifact
-    python benchmarks/rerank_scifact.py --cross-encoder /tmp/ce-scifact
+    python -m benchmarks.rerank_scifact --cross-encoder /tmp/ce-scifact
 
 Writes benchmarks/results/rerank_scifact.json and .png.
 """

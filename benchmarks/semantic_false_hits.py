@@ -16,7 +16,7 @@ harmless for the result cache, wrong for an answer cache. Reported per τ: hit r
 false-hit rate (false hits / queries), precision (true / hits), the paraphrase-free miss
 rate, and the leave-one-out nearest-neighbour cosine distribution that explains them.
 
-    python benchmarks/semantic_false_hits.py [--quick] [--squad N]
+    python -m benchmarks.semantic_false_hits [--quick] [--squad N]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ object with the same parameters; calls alternate one by one between the two side
 is 1 / median seconds per query (robust to preemption on a busy machine). Goal: ragfleet QPS / raw
 FAISS QPS >= 0.90. Writes ``benchmarks/results/shard_overhead.{json,png}``.
 
-    .venv/bin/python benchmarks/shard_overhead.py [--n 20000] [--queries 1000] [--quick]
+    .venv/bin/python -m benchmarks.shard_overhead [--n 20000] [--queries 1000] [--quick]
 """
 
 from __future__ import annotations

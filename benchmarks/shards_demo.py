@@ -4,7 +4,7 @@ Builds the demo corpus (2,000 SQuAD paragraphs) as a 1-shard and a 4-shard flat
 collection, runs the same questions through both in alternation, checks that the ranked
 chunk ids and scores agree, and reports per-stage latency percentiles for each.
 
-    python benchmarks/shards_demo.py [--queries 300] [--modes dense,hybrid]
+    python -m benchmarks.shards_demo [--queries 300] [--modes dense,hybrid]
 """
 
 from __future__ import annotations

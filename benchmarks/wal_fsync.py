@@ -11,8 +11,8 @@ file system, interleaved over ``--repeats`` rounds (median reported):
 The headline is ``ratio = no_fsync batches/s ÷ fsync batches/s``. Run it on the disk the
 shards live on (``--dir``): on tmpfs fsync is free and the ratio is meaningless.
 
-    python benchmarks/wal_fsync.py            # writes benchmarks/results/wal_fsync.{json,png}
-    python benchmarks/wal_fsync.py --quick    # a few seconds
+    python -m benchmarks.wal_fsync            # writes benchmarks/results/wal_fsync.{json,png}
+    python -m benchmarks.wal_fsync --quick    # a few seconds
 """
 
 from __future__ import annotations

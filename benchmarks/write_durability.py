@@ -9,7 +9,7 @@ isolates the write path (log, apply, checkpoints). A third variant checkpoints a
 every batch (what ``upsert`` did before the checkpoint policy). Runs alternate to cancel
 drift.
 
-    python benchmarks/write_durability.py [--n 400] [--batch 4] [--repeats 2] [--quick]
+    python -m benchmarks.write_durability [--n 400] [--batch 4] [--repeats 2] [--quick]
 """
 
 from __future__ import annotations
