@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,7 @@ def _spawn(code: str, *args: str | Path) -> subprocess.Popen[str]:
 
 def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path: Path, encoder: Any) -> None:
     root = _collection(tmp_path, encoder)
-    writer = _spawn(WRITER, root, 6)
+    writer = _spawn(WRITER, root, 600)  # holds the lock until killed below
     try:
         assert writer.stdout is not None and writer.stdout.readline().strip() == "locked"
         src = write_jsonl(tmp_path / "more.jsonl", [{"_id": "z", "text": "another writer"}])
@@ -104,7 +105,9 @@ def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path: Path, encoder
             root,
         )
         assert second.stdout.split() == ["CollectionLockedError", str(writer.pid)]
+        assert writer.poll() is None  # the refusals above were all made beside a live writer
     finally:
+        writer.kill()
         writer.wait(timeout=60)
     assert ragfleet("upsert", root, src).returncode == 0  # the lock died with its holder
 
@@ -148,3 +151,73 @@ def test_stats_and_search_beside_a_running_server(tmp_path: Path, encoder: Any) 
         )
         assert refused.returncode == 2 and f"process {server.proc.pid}" in refused.stderr
         time.sleep(0.1)
+
+
+#: A writer killed inside its docstore commit: the transaction has written pages to the
+#: file (rows past the manifest's, which reads ignore), so SQLite leaves a hot journal.
+KILLED_IN_COMMIT = """
+import os, sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA cache_size=2")  # spill: pages reach the database file before the commit
+db.execute("BEGIN IMMEDIATE")
+db.executemany(
+    "INSERT INTO chunks (row, chunk_id, doc_id, n, title, text, metadata, content_hash, doc_hash)"
+    " VALUES (?, ?, ?, 0, '', ?, '{}', 'h', 'h')",
+    [(10_000 + i, f"x{i}", f"x{i}", "z" * 2000) for i in range(200)],
+)
+os._exit(0)
+"""
+
+
+def _kill_inside_commit(root: Path) -> Path:
+    docs = next(root.glob("**/manifest.json")).with_name("docs.sqlite")  # the seed's shard
+    assert python(KILLED_IN_COMMIT, docs).returncode == 0
+    journal = docs.with_name("docs.sqlite-journal")
+    assert journal.exists() and journal.stat().st_size > 0
+    return journal
+
+
+def test_a_reader_waits_for_the_writer_that_rolls_back_a_crashed_commit(
+    tmp_path: Path, encoder: Any
+) -> None:
+    root = _collection(tmp_path, encoder)
+    journal = _kill_inside_commit(root)
+    seen: list[Any] = []
+
+    def read() -> None:
+        try:
+            with Collection.open(root, encoder=encoder, read_only=True) as col:
+                seen.append(col.doc_ids())
+        except Exception as e:
+            seen.append(e)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    reader.join(1.5)
+    assert reader.is_alive() and not seen  # waiting on the journal, not failed
+    with Collection.open(root, encoder=encoder) as col:  # the writer rolls the journal back
+        assert col.doc_ids() == ["seed"]
+    assert not journal.exists()
+    reader.join(30)
+    assert seen == [["seed"]]
+
+
+def test_a_reader_that_no_writer_helps_says_what_to_do(
+    tmp_path: Path, encoder: Any, monkeypatch: Any
+) -> None:
+    from ragfleet.errors import CollectionError
+    from ragfleet.index import docstore
+
+    root = _collection(tmp_path, encoder)
+    _kill_inside_commit(root)
+    monkeypatch.setattr(docstore, "HOT_JOURNAL_WAIT_S", 0.3)
+    try:
+        Collection.open(root, encoder=encoder, read_only=True).close()
+    except CollectionError as e:
+        assert "open the collection for writing once" in str(e)
+    else:
+        raise AssertionError("a reader opened a docstore with a hot journal")
+    with Collection.open(root, encoder=encoder) as col:
+        assert col.doc_ids() == ["seed"]
+    with Collection.open(root, encoder=encoder, read_only=True) as col:
+        assert col.doc_ids() == ["seed"]

@@ -15,7 +15,10 @@ Every read is the union of ``main`` (rows below ``n_committed``) and the overlay
 filter compiled by :mod:`ragfleet.search.filters` runs unchanged over both. A read-only
 store (``read_only=True``) opens ``docs.sqlite`` with ``mode=ro`` (``immutable=1`` on a
 read-only file system, where no writer can exist) and never writes a byte: it works
-beside a writer and on read-only media.
+beside a writer and on read-only media. A writer killed inside :meth:`DocStore.commit`
+leaves a hot rollback journal that only a writer may roll back; a reader that meets one
+waits up to :data:`HOT_JOURNAL_WAIT_S` for the collection's next writer (it rolls the
+journal back when it opens), then says so.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +55,8 @@ CREATE TABLE IF NOT EXISTS {db}.chunks (
     doc_hash TEXT NOT NULL
 )"""
 _BUSY_TIMEOUT_S = 30.0
+#: How long a reader waits for a writer to roll back a crashed commit's journal.
+HOT_JOURNAL_WAIT_S = 10.0
 _PAGE = 4096
 
 
@@ -88,7 +94,7 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
             f"{uri}?mode=ro", uri=True, check_same_thread=False, isolation_level=None,
             timeout=_BUSY_TIMEOUT_S,
         )  # fmt: skip
-        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        _read(db, path, "SELECT 1 FROM sqlite_master LIMIT 1", ())
         return db
     except sqlite3.OperationalError:
         if not _read_only_fs(path.parent):
@@ -98,6 +104,33 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(
         f"{uri}?immutable=1", uri=True, check_same_thread=False, isolation_level=None
     )
+
+
+def _read(
+    db: sqlite3.Connection, path: Path, sql: str, params: Sequence[Any]
+) -> list[tuple[Any, ...]]:
+    """``db.execute(sql, params).fetchall()`` on a read-only connection, waiting out a hot
+    rollback journal (SQLite: "attempt to write a readonly database") for at most
+    :data:`HOT_JOURNAL_WAIT_S`."""
+    deadline = time.monotonic() + HOT_JOURNAL_WAIT_S
+    while True:
+        try:
+            return db.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as e:
+            if "readonly" not in str(e) or not _hot_journal(path):
+                raise
+            if time.monotonic() >= deadline:
+                raise CollectionError(
+                    f"{path}: a writer stopped inside a checkpoint and left its rollback "
+                    "journal, which a reader may not roll back; open the collection for "
+                    "writing once (Collection.open, ragfleet upsert/compact, ragfleet serve) "
+                    "and readers work again"
+                ) from e
+            time.sleep(0.05)
+
+
+def _hot_journal(path: Path) -> bool:
+    return path.with_name(path.name + "-journal").exists()
 
 
 class DocStore:
@@ -144,10 +177,10 @@ class DocStore:
         db.execute("DELETE FROM main.chunks WHERE row >= ?", (self._n,))  # a crashed commit
 
     def _has_main_table(self) -> bool:
-        found = self._db.execute(
-            "SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'chunks'"
-        ).fetchone()
-        return found is not None
+        found = self._select(
+            "SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'chunks'", ()
+        )
+        return bool(found)
 
     @property
     def n_committed(self) -> int:
@@ -209,11 +242,11 @@ class DocStore:
         """(chunk_id, doc_id, doc_hash) of every checkpointed row, in row order; the rows
         must be exactly ``0 .. n_committed - 1``."""
         with self._lock:
-            found = self._db.execute(
+            found = self._select(
                 "SELECT row, chunk_id, doc_id, doc_hash FROM main.chunks WHERE row < ? "
                 "ORDER BY row",
                 (self._n,),
-            ).fetchall()
+            )
         if len(found) != self._n or (found and found[-1][0] != self._n - 1):
             raise CollectionError(
                 f"docstore {self.path} holds {len(found)} of the {self._n} rows its manifest "
@@ -227,7 +260,12 @@ class DocStore:
             f"SELECT {columns} FROM overlay.chunks WHERE ({where})"
         )
         with self._lock:
-            return self._db.execute(sql, [self._n, *params, *params]).fetchall()
+            return self._select(sql, [self._n, *params, *params])
+
+    def _select(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if self.read_only:
+            return _read(self._db, self.path, sql, params)
+        return self._db.execute(sql, params).fetchall()
 
     def fetch(self, rows: Sequence[int]) -> dict[int, StoredChunk]:
         """The stored chunks of ``rows`` (rows that do not exist are absent)."""
