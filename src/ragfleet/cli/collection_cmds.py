@@ -171,6 +171,14 @@ def search(
         int | None, typer.Option(help="centroid routing: shards probed")
     ] = None,
     cache_url: Annotated[str | None, typer.Option(help="redis://… shared result cache")] = None,
+    oversample: Annotated[
+        float | None,
+        typer.Option(help="+refine specs: candidates per hit rescored (default: the spec's)"),
+    ] = None,
+    rescore: Annotated[
+        bool | None,
+        typer.Option("--rescore/--no-rescore", help="+refine specs: rescore from disk"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Search a collection, in process or on a Ray cluster (``--backend ray``)."""
@@ -186,6 +194,8 @@ def search(
             filter=filter,
             unique_docs=unique_docs,
             timeout_ms=timeout_ms,
+            oversample=oversample,
+            rescore=rescore,
         )
         with _retriever(collection, backend, replicas, address, probe_shards) as retriever:
             if cache_url is not None:

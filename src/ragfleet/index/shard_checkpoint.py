@@ -3,7 +3,9 @@ that writes its files.
 
 Protocol (a crash at any point leaves the old checkpoint or the new one, and a log that
 replays from it): commit the docstore overlay (one fsynced SQLite transaction), write the
-dense and sparse indexes under new names (``<role>.<NNNNNN>``), rename ``manifest.json``
+dense and sparse indexes under new names (``<role>.<NNNNNN>``) and the full-precision
+vectors of a ``+refine`` spec as new segments (``ragfleet.index.vectors``: the rows added
+since the last checkpoint, merged with older segments by its policy), rename ``manifest.json``
 naming them and ``checkpoint_seq`` (the commit point), then delete the old files and
 truncate the log. A failure before the rename deletes what it wrote; the acknowledged
 writes stay in the log. An automatic checkpoint that fails (disk full) is logged, never
@@ -24,6 +26,7 @@ import numpy.typing as npt
 from ragfleet.errors import CollectionError, StorageError
 from ragfleet.index import faults
 from ragfleet.index.manifest import (
+    FileEntry,
     ShardManifest,
     checkpoint_name,
     commit_checkpoint,
@@ -64,6 +67,7 @@ class ShardCheckpoints:
     _pending_bytes: int
     _pending_batches: int
     _retry_checkpoint_at: float
+    _files: dict[str, FileEntry]
 
     def _check_writable(self) -> None:
         raise NotImplementedError
@@ -139,6 +143,11 @@ class ShardCheckpoints:
             self.dense.save(files["dense"])
             faults.point("checkpoint.sparse")
             self.sparse.save(files["sparse"])
+            store, plan = self.dense.vectors, None
+            if store is not None:
+                faults.point("checkpoint.vectors")
+                plan = store.write(self.path, no)
+                files.update(plan.new)
             manifest = ShardManifest(
                 shard_id=self.shard_id,
                 generation=no,
@@ -146,6 +155,7 @@ class ShardCheckpoints:
                 n_live=self.rows.n_live,
                 contract_fingerprint=self.fingerprint,
                 checkpoint_seq=self._seq,
+                files={role: self._files[role] for role in (plan.kept if plan else ())},
             )
             manifest = commit_checkpoint(self.path, files, manifest)
         except BaseException as e:
@@ -153,6 +163,9 @@ class ShardCheckpoints:
                 self._discard_partial_checkpoint()
             raise
         # committed: the state must say so before anything else can fail
+        self._files = dict(manifest.files)
+        if store is not None and plan is not None:
+            store.adopt(plan)
         self._checkpoint_no = no
         self._checkpoint_seq = self._seq
         self._pending_bytes = self._pending_batches = 0
