@@ -33,7 +33,14 @@ def build(faiss: ModuleType, spec: DenseSpec, d: int, metric: Metric, n_train: i
             return faiss.IndexBinaryHNSW(d, spec.hnsw_m)
         return faiss.IndexBinaryFlat(d)
     fm = faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2
-    return faiss.index_factory(d, spec.to_factory_string(d, n_train), fm)
+    factory = spec.to_factory_string(d, n_train)  # validates pq_m against d
+    if spec.structure == "hnsw" and spec.codes == "pq":
+        # the factory builds HNSW,PQ for l2 whatever the metric (FAISS 1.15): construct it;
+        # and no polysemous training of its PQ (see DenseSpec._pq_factory's "np")
+        index = faiss.IndexHNSWPQ(d, spec.pq_m, spec.hnsw_m, spec.nbits, fm)
+        faiss.downcast_index(index.storage).do_polysemous_training = False
+        return index
+    return faiss.index_factory(d, factory, fm)
 
 
 def is_binary(faiss: ModuleType, index: Any) -> bool:
@@ -63,24 +70,25 @@ def spec_of(faiss: ModuleType, index: Any) -> DenseSpec:
     Raises:
         ConfigError: an index this grammar cannot express (another metric or structure).
     """
+    # ``index`` stays bound: a downcast proxy does not own the C++ object it points to
     if is_binary(faiss, index):
-        index = faiss.downcast_IndexBinary(index)
-        if isinstance(index, faiss.IndexBinaryHNSW):
-            return DenseSpec("hnsw", "binary", hnsw_m=_hnsw_m(index), refine="fp32")
-        if type(index) is faiss.IndexBinaryFlat:
+        down = faiss.downcast_IndexBinary(index)
+        if isinstance(down, faiss.IndexBinaryHNSW):
+            return DenseSpec("hnsw", "binary", hnsw_m=_hnsw_m(down), refine="fp32")
+        if type(down) is faiss.IndexBinaryFlat:
             return DenseSpec("flat", "binary", refine="fp32")
-        raise ConfigError(f"unsupported FAISS index {type(index).__name__}; expected {GRAMMAR}")
+        raise ConfigError(f"unsupported FAISS index {type(down).__name__}; expected {GRAMMAR}")
     if index.metric_type not in (faiss.METRIC_INNER_PRODUCT, faiss.METRIC_L2):
         raise ConfigError(f"FAISS metric {index.metric_type} is not supported: ip or l2")
-    index = faiss.downcast_index(index)
-    if isinstance(index, faiss.IndexPreTransform):
-        return _opq_spec(faiss, index)
-    if isinstance(index, faiss.IndexHNSW):
-        storage = faiss.downcast_index(index.storage)
-        return _with_codes(faiss, DenseSpec("hnsw", hnsw_m=_hnsw_m(index)), storage)
-    if isinstance(index, faiss.IndexIVF):
-        return _with_codes(faiss, DenseSpec("ivf", nlist=int(index.nlist)), index)
-    return _with_codes(faiss, DenseSpec("flat"), index)
+    down = faiss.downcast_index(index)
+    if isinstance(down, faiss.IndexPreTransform):
+        return _opq_spec(faiss, down)
+    if isinstance(down, faiss.IndexHNSW):
+        storage = faiss.downcast_index(down.storage)
+        return _with_codes(faiss, DenseSpec("hnsw", hnsw_m=_hnsw_m(down)), storage)
+    if isinstance(down, faiss.IndexIVF):
+        return _with_codes(faiss, DenseSpec("ivf", nlist=int(down.nlist)), down)
+    return _with_codes(faiss, DenseSpec("flat"), down)
 
 
 def _hnsw_m(index: Any) -> int:
@@ -90,8 +98,10 @@ def _hnsw_m(index: Any) -> int:
 def _opq_spec(faiss: ModuleType, index: Any) -> DenseSpec:
     inner = faiss.downcast_index(index.index)
     chain = [faiss.downcast_VectorTransform(index.chain.at(i)) for i in range(index.chain.size())]
-    if len(chain) != 1 or not isinstance(chain[0], faiss.OPQMatrix):
-        raise ConfigError(f"unsupported FAISS pre-transform {chain}; expected {GRAMMAR}")
+    # an OPQMatrix is written as the plain LinearTransform it learnt: a d x d rotation
+    names = [type(t).__name__ for t in chain]
+    if names not in (["OPQMatrix"], ["LinearTransform"]) or chain[0].d_in != chain[0].d_out:
+        raise ConfigError(f"unsupported FAISS index: pre-transform {names}; expected {GRAMMAR}")
     spec = spec_of(faiss, inner)
     if spec.codes != "pq" or spec.structure != "ivf":
         raise ConfigError(f"unsupported FAISS index OPQ over {spec.canonical}; expected {GRAMMAR}")
@@ -161,21 +171,21 @@ def exhaustive(faiss: ModuleType, spec: DenseSpec, index: Any, sel: Any) -> tupl
 def ram_bytes(faiss: ModuleType, index: Any) -> int:
     """Bytes of the arrays ``index`` keeps in RAM (and writes to its file)."""
     if is_binary(faiss, index):
-        index = faiss.downcast_IndexBinary(index)
-        if isinstance(index, faiss.IndexBinaryHNSW):
-            return _hnsw_bytes(index.hnsw) + ram_bytes(faiss, index.storage)
-        return int(index.ntotal) * int(index.code_size)
-    index = faiss.downcast_index(index)
-    if isinstance(index, faiss.IndexPreTransform):
-        chain = [index.chain.at(i) for i in range(index.chain.size())]
+        down = faiss.downcast_IndexBinary(index)
+        if isinstance(down, faiss.IndexBinaryHNSW):
+            return _hnsw_bytes(down.hnsw) + ram_bytes(faiss, down.storage)
+        return int(down.ntotal) * int(down.code_size)
+    down = faiss.downcast_index(index)
+    if isinstance(down, faiss.IndexPreTransform):
+        chain = [down.chain.at(i) for i in range(down.chain.size())]
         chain = [faiss.downcast_VectorTransform(t) for t in chain]
         matrices = sum(4 * (int(t.A.size()) + int(t.b.size())) for t in chain)
-        return matrices + ram_bytes(faiss, index.index)
-    if isinstance(index, faiss.IndexHNSW):
-        return _hnsw_bytes(index.hnsw) + ram_bytes(faiss, index.storage)
-    if isinstance(index, faiss.IndexIVF):
-        return ram_bytes(faiss, index.quantizer) + _lists_bytes(faiss, index) + _tables(index)
-    return int(index.ntotal) * int(index.code_size) + _tables(index)
+        return matrices + ram_bytes(faiss, down.index)
+    if isinstance(down, faiss.IndexHNSW):
+        return _hnsw_bytes(down.hnsw) + ram_bytes(faiss, down.storage)
+    if isinstance(down, faiss.IndexIVF):
+        return ram_bytes(faiss, down.quantizer) + _lists_bytes(faiss, down) + _tables(down)
+    return int(down.ntotal) * int(down.code_size) + _tables(down)
 
 
 def _hnsw_bytes(hnsw: Any) -> int:

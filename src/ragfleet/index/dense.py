@@ -172,7 +172,7 @@ class DenseIndex:
     @property
     def default_oversample(self) -> float:
         """Candidates per hit rescored when a search does not say (1 without rescoring)."""
-        return DEFAULT_OVERSAMPLE.get(self._spec.codes, 1.0) if self._store else 1.0
+        return DEFAULT_OVERSAMPLE.get(self._spec.codes, 1.0) if self._store is not None else 1.0
 
     def ram_bytes(self) -> int:
         """Bytes held in RAM: the FAISS index (codes, ids, graph, centroids) and the
@@ -497,22 +497,26 @@ class DenseIndex:
             else "l2"
         )
         expected = _expected(found, spec, vectors)
-        found = dataclasses.replace(found, refine=expected.refine)
-        if found != expected or found_metric != (metric or found_metric):
+        if _codes_of(found) != _codes_of(expected) or found_metric != (metric or found_metric):
             raise CollectionError(
                 f"{path} holds a {found.canonical} index with metric {found_metric!r}, "
                 f"but {expected.canonical} with metric {metric!r} was expected"
             )
-        self = cls(found, int(index.d), found_metric)
+        self = cls(expected, int(index.d), found_metric)
         self._index = index
-        if found.refine is not None:
-            self._store = VectorStore.load(self._d, found.refine, vectors)
+        if expected.refine is not None:
+            self._store = VectorStore.load(self._d, expected.refine, vectors)
             if len(self._store) != self.ntotal:
                 raise CollectionError(
                     f"{path}: the index holds {self.ntotal} rows but its vectors "
                     f"{len(self._store)}; restore the shard from a replica or rebuild it"
                 )
         return self
+
+
+def _codes_of(spec: DenseSpec) -> tuple[object, ...]:
+    """Everything a FAISS file says of a spec: all but ``refine``."""
+    return tuple(getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name != "refine")
 
 
 def _expected(found: DenseSpec, spec: str | None, vectors: Sequence[tuple[str, Path]]) -> DenseSpec:

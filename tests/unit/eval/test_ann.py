@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 from ragfleet.cli.bench import register
 from ragfleet.errors import InputError
 from ragfleet.eval.ann import (
+    EF_SWEEP,
+    OVERSAMPLE_SWEEP,
     SweepConfig,
     default_specs,
     exact_search,
@@ -24,7 +26,8 @@ from ragfleet.eval.ann import (
     run_sweep,
     sweep_points,
 )
-from ragfleet.index.dense import DenseIndex
+from ragfleet.index.dense import DEFAULT_OVERSAMPLE, DenseIndex
+from ragfleet.index.specs import DenseSpec
 
 
 def test_recall_formula_by_hand() -> None:
@@ -65,14 +68,31 @@ def test_exact_search_matches_numpy(metric: str) -> None:
 
 
 def test_default_specs_and_sweep_points() -> None:
-    assert default_specs(384) == ["flat", "hnsw32", "ivf", "ivfpq48"]
-    assert default_specs(784)[-1] == "ivfpq98"  # 784 / 98 = 8 dims per sub-quantizer
+    assert default_specs(384) == [
+        "flat", "hnsw32", "ivf", "ivf,pq48", "ivf,pq48+refine", "opq,ivf,pq48+refine",
+        "ivf,pq96x4fs+refine", "sq8", "sq4+refine", "hnsw32,sq8", "binary", "hnsw32,binary",
+    ]  # fmt: skip
+    assert "ivf,pq98" in default_specs(784)  # 784 / 98 = 8 dims per sub-quantizer
+    assert "binary" not in default_specs(30)  # 30 bits do not pack into bytes
+    for spec in default_specs(384):  # every family, all parse
+        DenseSpec.parse(spec)
     assert sweep_points(DenseIndex("flat", 4)) == [{}]
     hnsw = sweep_points(DenseIndex("hnsw8", 4))
     assert hnsw == [{"ef_search": ef} for ef in (16, 32, 64, 128, 256, 512)]
     ivf = DenseIndex("ivf16", 4)
     ivf.train(np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32))
     assert sweep_points(ivf) == [{"nprobe": p} for p in (1, 2, 4, 8)]  # up to nlist / 2
+    # +refine specs: the structure's sweep at the default oversample, then the oversample
+    # sweep at efSearch 128 / nprobe 16
+    sq = DenseIndex("sq8+refine", 4)
+    default = DEFAULT_OVERSAMPLE["sq8"]
+    others = [o for o in OVERSAMPLE_SWEEP if o != default]
+    assert sweep_points(sq) == [{"oversample": default}] + [{"oversample": o} for o in others]
+    binary = sweep_points(DenseIndex("hnsw8,binary", 8))
+    default = DEFAULT_OVERSAMPLE["binary"]
+    others = [o for o in OVERSAMPLE_SWEEP if o != default]
+    assert binary[:6] == [{"ef_search": ef, "oversample": default} for ef in EF_SWEEP]
+    assert binary[6:] == [{"ef_search": 128, "oversample": o} for o in others]
 
 
 def tiny_dataset(folder: Path, n: int = 600, d: int = 8, nq: int = 12) -> None:
