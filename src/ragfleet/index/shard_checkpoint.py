@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,7 +68,7 @@ class ShardCheckpoints:
     _pending_bytes: int
     _pending_batches: int
     _retry_checkpoint_at: float
-    _files: dict[str, FileEntry]
+    _files: Mapping[str, FileEntry]
 
     def _check_writable(self) -> None:
         raise NotImplementedError

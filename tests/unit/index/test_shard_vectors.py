@@ -44,7 +44,9 @@ def dense(shard: Shard, q: np.ndarray, k: int = 10, **kw: object) -> np.ndarray:
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.mark.parametrize("spec", SPECS)
@@ -53,7 +55,7 @@ def test_vectors_checkpoint_reopen_and_read_only(tmp_path: Path, spec: str) -> N
     shard = open_shard(path, spec)
     roles = []
     for lo, hi in ((0, 300), (300, 400), (400, 440), (440, 480)):
-        shard.write([record(i) for i in range(lo, hi)])
+        shard.apply([record(i) for i in range(lo, hi)])
         shard.checkpoint()
         manifest = ShardManifest.load(path, verify=True)
         roles.append(sorted((r for r in manifest.files if r.startswith("vectors-")),
@@ -69,7 +71,7 @@ def test_vectors_checkpoint_reopen_and_read_only(tmp_path: Path, spec: str) -> N
     ]
     on_disk = sorted(p.name for p in path.glob("vectors-*"))
     assert on_disk == [manifest.files["vectors-0"].name]  # the merged-away files are gone
-    shard.write([record(i) for i in range(480, 500)])  # in the log only
+    shard.apply([record(i) for i in range(480, 500)])  # in the log only
     q = VECTORS[:20] + 0.05 * RNG.normal(size=(20, D)).astype(np.float32)
     before = dense(shard, q)
     shard.abandon()
@@ -90,7 +92,7 @@ def test_vectors_checkpoint_reopen_and_read_only(tmp_path: Path, spec: str) -> N
 @pytest.mark.parametrize("spec", SPECS)
 def test_stats_report_bytes_per_vector_in_ram_and_on_disk(tmp_path: Path, spec: str) -> None:
     shard = open_shard(tmp_path / "shard", spec)
-    shard.write([record(i) for i in range(500)])
+    shard.apply([record(i) for i in range(500)])
     shard.checkpoint()
     s = shard.stats()["dense"]
     assert isinstance(s, dict)
@@ -110,7 +112,7 @@ def test_stats_report_bytes_per_vector_in_ram_and_on_disk(tmp_path: Path, spec: 
 
 def test_oversample_and_rescore_travel_per_query(tmp_path: Path) -> None:
     shard = open_shard(tmp_path / "shard", "binary")
-    shard.write([record(i) for i in range(600)])
+    shard.apply([record(i) for i in range(600)])
     q = VECTORS[:50] + 0.1 * RNG.normal(size=(50, D)).astype(np.float32)
     _, truth = exact_search(VECTORS, q, 10, "ip")
     recalls = [recall_at_k(dense(shard, q, oversample=o), truth, 10) for o in (1, 4, 60)]
@@ -119,10 +121,10 @@ def test_oversample_and_rescore_travel_per_query(tmp_path: Path) -> None:
     scores = res.dense[0].scores
     assert np.all(scores == np.round(scores)) and np.all(scores <= 0)  # -hamming
     tombstoned = dense(shard, q[:1], oversample=60)[0][:3]
-    shard.write([], deletes=[f"d{r}" for r in tombstoned])
+    shard.apply([], deletes=[f"d{r}" for r in tombstoned])
     assert not set(dense(shard, q[:1], oversample=60)[0]) & set(tombstoned)
     flat = open_shard(tmp_path / "flat", "sq8")
-    flat.write([record(i) for i in range(300)])
+    flat.apply([record(i) for i in range(300)])
     with pytest.raises(InputError, match="keeps no full-precision vectors"):
         flat.search(ShardQuery(k=10, vectors=q[:1], rescore=True))
     assert dense(flat, q[:1]).shape == (1, 10)  # the configured default applies only to +refine

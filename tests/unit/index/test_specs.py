@@ -99,18 +99,31 @@ specs = st.one_of(
         st.integers(2, 512),
         refines,
     ),
-    st.builds(lambda n, c, r: ivf(codes=c, nlist=n, refine=r), nlists,
-              st.sampled_from(["sq8", "sq4", "fp16"]), refines),  # fmt: skip
+    st.builds(
+        lambda n, c, r: ivf(codes=c, nlist=n, refine=r),
+        nlists,
+        st.sampled_from(["sq8", "sq4", "fp16"]),
+        refines,
+    ),
     st.builds(
         lambda n, m, b, o, r: ivf(codes="pq", nlist=n, pq_m=m, nbits=b, opq=o, refine=r),
-        nlists, st.integers(1, 128), st.integers(1, 16), st.booleans(), refines,
-    ),  # fmt: skip
-    st.builds(lambda n, m: ivf(codes="pq", nlist=n, pq_m=m, nbits=4, fastscan=True), nlists,
-              st.integers(1, 128)),  # fmt: skip
+        nlists,
+        st.integers(1, 128),
+        st.integers(1, 16),
+        st.booleans(),
+        refines,
+    ),
+    st.builds(
+        lambda n, m: ivf(codes="pq", nlist=n, pq_m=m, nbits=4, fastscan=True),
+        nlists,
+        st.integers(1, 128),
+    ),
     st.builds(
         lambda s, m, r: DenseSpec(s, "binary", hnsw_m=m if s == "hnsw" else None, refine=r),
-        st.sampled_from(["flat", "hnsw"]), st.integers(2, 512), st.sampled_from(["fp32", "fp16"]),
-    ),  # fmt: skip
+        st.sampled_from(["flat", "hnsw"]),
+        st.integers(2, 512),
+        st.sampled_from(["fp32", "fp16"]),
+    ),
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def test_merge_policy_keeps_log_many_segments_of_decreasing_size(batches: list[i
             n += b
             checkpoint(store, Path(tmp), number)
             sizes = [s.n for s in store._segments]
-            assert all(a > 2 * b for a, b in zip(sizes, sizes[1:], strict=False)), sizes
+            assert all(a > 2 * b for a, b in itertools.pairwise(sizes)), sizes
             assert len(sizes) <= 1 + math.log2(n)
             np.testing.assert_array_equal(store.take(np.arange(n)), rows(n))
 
