@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -173,3 +174,26 @@ def test_paired_times_attribute_each_call_to_its_side() -> None:
     assert np.all(ta >= 0.002 / 2) and np.all(tb < 0.001)
     with pytest.raises(InputError, match="no queries"):
         paired_times(lambda x: None, lambda x: None, [], 1, 0.0)
+
+
+def test_cli_without_index_sweeps_every_family_with_bytes_per_vector(tmp_path: Path) -> None:
+    """No ``--index``: one spec of every family (compressed ones included) in results.json,
+    each run with its RAM and disk bytes per vector — ``+refine`` specs hold the float32
+    vectors (``4·d`` bytes) on disk beside their codes, flat holds ``4·d`` in both."""
+    d = 16
+    tiny_dataset(tmp_path / "data", n=3000, d=d, nq=4)
+    out = tmp_path / "out"
+    args = ["bench", "ann", str(tmp_path / "data"), "--min-time", "0", "--pairs", "2"]
+    result = CliRunner().invoke(cli(), [*args, "--out", str(out), "--queries", "4"])
+    assert result.exit_code == 0, result.output
+    runs = json.loads((out / "results.json").read_text())
+    specs = list(dict.fromkeys(r["spec"] for r in runs))
+    unsized = [re.sub(r"ivf\d+", "ivf", s) for s in specs]  # nlist is chosen at train time
+    assert unsized == [DenseSpec.parse(s).canonical for s in default_specs(d)]
+    assert {"binary+refine", "sq8"} <= set(specs) and any("+refine" in s for s in specs)
+    for r in runs:
+        assert r["ram_bytes_per_vector"] > 0 and r["disk_bytes_per_vector"] > 0, r
+        if "+refine" in r["spec"]:
+            assert r["disk_bytes_per_vector"] >= 4 * d, r
+    flat = next(r for r in runs if r["spec"] == "flat")
+    assert flat["ram_bytes_per_vector"] == flat["disk_bytes_per_vector"] == 4 * d
