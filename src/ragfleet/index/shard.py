@@ -177,10 +177,13 @@ class Shard(ShardReads, ShardCheckpoints):
             self._check_manifest(manifest)
             roles = segment_roles(list(manifest.files))
             segments = [(role, manifest.path(self.path, role)) for role in roles]
-            self.dense = DenseIndex.load(
-                manifest.path(self.path, "dense"), config.index.spec, config.index.metric,
-                vectors=segments,
-            )  # fmt: skip
+            if "dense" in manifest.files:
+                self.dense = DenseIndex.load(
+                    manifest.path(self.path, "dense"), config.index.spec, config.index.metric,
+                    vectors=segments,
+                )  # fmt: skip
+            else:  # checkpointed before its first vectors: an index still to be trained
+                self.dense = DenseIndex(config.index.spec, self.dim, config.index.metric)
             self._files = dict(manifest.files)
             self.sparse = BM25Index.load(manifest.path(self.path, "sparse"), config.sparse)
             n_rows, self._seq = manifest.n_rows, manifest.checkpoint_seq

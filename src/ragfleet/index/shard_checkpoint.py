@@ -132,16 +132,20 @@ class ShardCheckpoints:
 
     def _checkpoint_locked(self) -> None:
         no = self._checkpoint_no + 1
-        files = {
-            "dense": self.path / checkpoint_name("dense", no, ".faiss"),
-            "sparse": self.path / checkpoint_name("sparse", no),
-        }
+        files = {"sparse": self.path / checkpoint_name("sparse", no)}
+        # an index that learns from data and has seen none (a shard that got only deletes)
+        # has nothing to write: the manifest names no dense file, and opening it starts
+        # untrained again
+        trained = self.dense.is_trained
+        if trained:
+            files["dense"] = self.path / checkpoint_name("dense", no, ".faiss")
         n_rows = self.rows.n_rows
         try:
             faults.point("checkpoint.docstore")
             self.docstore.commit(n_rows)
             faults.point("checkpoint.dense")
-            self.dense.save(files["dense"])
+            if trained:
+                self.dense.save(files["dense"])
             faults.point("checkpoint.sparse")
             self.sparse.save(files["sparse"])
             store, plan = self.dense.vectors, None

@@ -130,3 +130,27 @@ def test_oversample_and_rescore_travel_per_query(tmp_path: Path) -> None:
     assert dense(flat, q[:1]).shape == (1, 10)  # the configured default applies only to +refine
     shard.close()
     flat.close()
+
+
+def test_an_untrained_shard_checkpoints_and_reopens_without_a_dense_file(tmp_path: Path) -> None:
+    """A shard of a spec that learns from data which has seen only deletes checkpoints
+    (no dense file in its manifest), reopens untrained, and trains on its first vectors."""
+    path = tmp_path / "shard"
+    shard = open_shard(path, "sq8+refine16")
+    shard.apply([], deletes=["nobody"])
+    shard.checkpoint()
+    assert "dense" not in ShardManifest.load(path, verify=True).files
+    shard.close()
+    again = open_shard(path, "sq8+refine16")
+    assert not again.dense.is_trained and again.stats()["dense"]["disk_bytes"] == 0
+    again.apply([record(i) for i in range(300)])
+    again.checkpoint()
+    assert "dense" in ShardManifest.load(path, verify=True).files
+    again.close()
+    reader = open_shard(path, "sq8+refine16", read_only=True)
+    assert reader.dense.ntotal == 300 and dense(reader, VECTORS[:3], k=1)[:, 0].tolist() == [
+        0,
+        1,
+        2,
+    ]
+    reader.close()
