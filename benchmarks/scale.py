@@ -17,7 +17,8 @@ its build would exceed ``--max-build-s`` (extrapolated from the last size, ``n l
 the JSON says where and why. Then ``--shards`` 1, 2, 4, 8 over 1M vectors: each shard an
 index over ``n / K`` of them, searched on a thread pool (the embedded scatter) and merged.
 
-    .venv/bin/python benchmarks/scale.py            # writes results/scale.json and .png
+    .venv/bin/python -m benchmarks.scale --part single   # results/scale_single.json, .png
+    .venv/bin/python -m benchmarks.scale --part shards   # results/scale_shards.json, .png
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ sampled ones.
   bytes per vector in RAM and on disk) over the same spec families. Its pixels are
   non-negative, so sign-bit ``binary`` codes are near-useless there (reported as is).
 
-    .venv/bin/python benchmarks/scale_quality.py   # results/scale_quality.json and .png
+    .venv/bin/python -m benchmarks.scale_quality   # results/scale_quality.json and .png
 """
 
 from __future__ import annotations

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import demo_docs
 
 from ragfleet.collection import Collection
 from ragfleet.config import CollectionConfig, IndexConfig, ShardingConfig
 from ragfleet.search.request import SearchRequest
 from ragfleet.types import Document
-from tests.conftest import demo_docs
 
 QUERIES = [
     "Which NFL team won Super Bowl 50?",
@@ -86,7 +86,9 @@ def test_writes_compaction_and_reshard_keep_flat_answers(tmp_path: Path, encoder
     from ragfleet.collection.reshard import reshard
 
     reshard(tmp_path / "comp", 3)
-    with Collection.open(tmp_path / "comp", encoder=encoder, read_only=True) as again, \
-            Collection.open(tmp_path / "flat", encoder=encoder, read_only=True) as oracle:  # fmt: skip
+    opened = [
+        Collection.open(tmp_path / n, encoder=encoder, read_only=True) for n in ("comp", "flat")
+    ]
+    with opened[0] as again, opened[1] as oracle:
         assert len(again.shards) == 3
         assert_same(ranking(oracle), ranking(again), 2e-3)

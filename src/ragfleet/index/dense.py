@@ -12,8 +12,8 @@ Two stages for ``+refine`` specs (binary codes always): the codes in RAM (sign b
 SQ) give ``k' = ceil(k · oversample)`` candidates, rescored exactly from the vectors kept
 on disk (:mod:`.vectors`, memory-mapped) — :mod:`.rescore`. ``oversample`` and ``rescore``
 are per search; the defaults per code family (:data:`DEFAULT_OVERSAMPLE`) were measured
-(``benchmarks/scale.py``, ``benchmarks/scale_quality.py``). Without rescoring, scores are the codes' own (``-hamming``
-for binary codes, approximate distances for PQ/SQ).
+(``benchmarks/scale.py``, ``benchmarks/scale_quality.py``). Without rescoring, scores are
+the codes' own (``-hamming`` for binary codes, approximate distances for PQ/SQ).
 
 Restrictive filters keep their recall: when a filter allows at most
 :func:`brute_force_limit` rows, the search is exact over the allowed rows — by FAISS on
