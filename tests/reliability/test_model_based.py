@@ -317,7 +317,7 @@ def test_every_write_path_survives_crashes_at_every_boundary(encoder: Any, spec:
         stateful_step_count=20,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-    )(WritePaths)
+    )(type(f"WritePaths_{spec}", (WritePaths,), {}))  # settings apply once per class
     SEEN.clear()
     machine.TestCase().runTest()
     print(f"\ncrash points hit and reopens: {dict(sorted(SEEN.items()))}")
