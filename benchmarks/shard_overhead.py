@@ -43,7 +43,7 @@ def measure(n: int, nq: int, min_time: float, pairs: int) -> list[dict[str, Any]
         for batch in BATCHES:
             calls = max(30, pairs // batch)  # a batch of 64 counts as 64 queries
             cfg = SweepConfig(k=10, batch=batch, min_time_s=min_time, min_pairs=calls)
-            qps, raw = compare_qps(index, params, queries, cfg)
+            qps, raw, _ = compare_qps(index, params, queries, cfg)
             row = {
                 "spec": spec,
                 "params": params,

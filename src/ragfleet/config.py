@@ -70,14 +70,23 @@ class EncoderConfig:
     """Which encoder embeds the collection and how bulk embedding is batched.
 
     ``batch_tokens``: a bulk batch holds at most this many (padded) tokens;
-    ``workers``: local processes for bulk embedding (0 = in this process).
+    ``workers``: local processes for bulk embedding (0 = in this process);
+    ``truncate_dim``: keep the first ``truncate_dim`` coordinates of each vector,
+    renormalised (``ragfleet.embed.truncate``; recorded in the embedding contract).
     """
 
     name: str = "minilm-int8"
     batch_tokens: int = 16384
     workers: int = 0
+    truncate_dim: int | None = None
 
     def __post_init__(self) -> None:
+        if self.truncate_dim is not None and (
+            isinstance(self.truncate_dim, bool)
+            or not isinstance(self.truncate_dim, int)
+            or self.truncate_dim < 1
+        ):
+            raise ConfigError(f"truncate_dim must be an int >= 1, got {self.truncate_dim!r}")
         if self.batch_tokens < 64:
             raise ConfigError(f"encoder batch_tokens must be >= 64, got {self.batch_tokens}")
         if self.workers < 0:
@@ -87,18 +96,29 @@ class EncoderConfig:
 @dataclass(frozen=True)
 class IndexConfig:
     """The dense index of every shard: a FAISS spec (``flat``, ``hnsw32``, ``ivf1024``,
-    ``ivfpq48``, ``ivfsq8``…) and default search-time parameters."""
+    ``ivf,pq48+refine``, ``binary``, ``sq8``… — ``ragfleet.index.specs``) and the default
+    search-time parameters: ``ef_search`` (HNSW), ``nprobe`` (IVF), and for ``+refine``
+    specs ``oversample`` (candidates per hit rescored; ``None``: the measured default of
+    the spec's codes, ``ragfleet.index.dense.DEFAULT_OVERSAMPLE``) and ``rescore``."""
 
     spec: str = "flat"
     metric: Literal["ip", "l2"] = "ip"
     ef_search: int = 128
     nprobe: int = 16
+    oversample: float | None = None
+    rescore: bool = True
 
     def __post_init__(self) -> None:
         if self.metric not in ("ip", "l2"):
             raise ConfigError(f"metric must be 'ip' or 'l2', got {self.metric!r}")
         if self.ef_search < 1 or self.nprobe < 1:
             raise ConfigError("ef_search and nprobe must be >= 1")
+        if self.oversample is not None and not (
+            isinstance(self.oversample, int | float) and self.oversample >= 1
+        ):
+            raise ConfigError(f"oversample must be >= 1 (or None), got {self.oversample!r}")
+        if not isinstance(self.rescore, bool):
+            raise ConfigError(f"rescore must be true or false, got {self.rescore!r}")
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from ragfleet.collection.layout import Layout
 from ragfleet.collection.sharded import ShardedRetriever
 from ragfleet.collection.writer import DocumentWriter, IngestReport
 from ragfleet.embed.base import Encoder
-from ragfleet.embed.registry import load_encoder
+from ragfleet.embed.registry import encoder_for
 from ragfleet.errors import ConfigError, ReadOnlyError
 from ragfleet.index.dense import set_omp_threads
 from ragfleet.index.fdlimit import ensure_open_files
@@ -120,7 +120,7 @@ class Fleet(ShardedRetriever):
         try:
             generation = layout.current()
             info = CollectionInfo.read(generation)
-            encoder = encoder or load_encoder(info.config.encoder.name)
+            encoder = encoder or encoder_for(info.config.encoder)
             info.contract.verify(encoder)
             placement = load_placement(info.config.sharding, generation)
             dirs = layout.shards(info.config.sharding.n_shards, generation)

@@ -55,6 +55,33 @@ def test_stats_and_incremental_ingest(built: Path, corpus: Path) -> None:
     assert "0 written, 40 unchanged" in res.output
 
 
+def test_compressed_collection_reports_bytes_per_vector(corpus: Path, tmp_path: Path) -> None:
+    """A ``sq8+refine16`` collection: stats give RAM bytes per vector = the SQ8 code (d
+    bytes) and disk bytes per vector >= code + float16 vector (d + 2d); searches take
+    ``--oversample``/``--no-rescore`` and refuse an oversample out of bounds."""
+    col = tmp_path / "sq8"
+    args = ["ingest", str(corpus), "--collection", str(col), "--index", "sq8+refine16", "-q"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["stats", str(col), "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)
+    d = info["dim"]
+    assert info["precision"] == "fp16"
+    dense = info["shards"][0]["dense"]
+    assert dense["vectors_on_disk"] == "fp16"
+    assert d <= dense["ram_bytes_per_vector"] < 1.1 * d + 64
+    assert dense["disk_bytes_per_vector"] >= 3 * d
+    text = runner.invoke(app, ["stats", str(col)]).output
+    assert "bytes per vector: RAM" in text and "vectors on disk: fp16" in text
+    for extra in (["--oversample", "4"], ["--no-rescore"]):
+        res = runner.invoke(app, ["search", str(col), "football", "--k", "3", "--json", *extra])
+        assert res.exit_code == 0, res.output
+        assert len(json.loads(res.stdout)["hits"]) == 3
+    res = runner.invoke(app, ["search", str(col), "football", "--oversample", "0.5"])
+    assert res.exit_code != 0 and "oversample must be between 1 and 100" in res.output
+
+
 def test_filter_and_modes(built: Path) -> None:
     for mode in ("dense", "sparse", "hybrid"):
         res = runner.invoke(

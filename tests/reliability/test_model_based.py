@@ -16,6 +16,10 @@ in-memory model of what was acknowledged: ``doc_id → text``. Two kinds of deat
 After every step a *reader* (``read_only=True``, opened beside the writer) must see exactly
 the model too — documents, chunk texts, no chunk twice, each live document found by its
 tag word — and must not have changed a byte of the collection.
+
+Both tests run over ``flat`` and over a compressed spec that keeps its vectors on disk
+(``sq8+refine16``: SQ codes trained on the first batch, float16 vectors in checkpoint
+segments): there every live row's stored vector must also be its chunk's embedding.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -39,7 +44,7 @@ from hypothesis.stateful import (
 )
 
 from ragfleet.collection import Collection
-from ragfleet.config import ChunkerConfig, CollectionConfig, ShardingConfig
+from ragfleet.config import ChunkerConfig, CollectionConfig, IndexConfig, ShardingConfig
 from ragfleet.errors import CollectionError
 from ragfleet.index import faults
 from ragfleet.index.shard import CheckpointPolicy
@@ -61,13 +66,19 @@ WORDS = [
     "lantern",
 ]
 POLICY = CheckpointPolicy(max_batches=3)
+#: The dense specs both tests run over: exact, and compressed with vectors on disk.
+SPECS = ["flat", "sq8+refine16"]
 _ENCODER: list[Any] = []
+_SPEC: list[str] = ["flat"]
+_EMBEDDED: dict[str, Any] = {}  # chunk text -> its embedding (checks of stored vectors)
 SEEN: dict[str, int] = {}  # crash points hit, by name; reopens; steps
 
 
-def _config() -> CollectionConfig:
+def _config(spec: str | None = None) -> CollectionConfig:
     return CollectionConfig(
-        sharding=ShardingConfig(n_shards=2), chunker=ChunkerConfig.parse("window:16:4")
+        sharding=ShardingConfig(n_shards=2),
+        chunker=ChunkerConfig.parse("window:16:4"),
+        index=IndexConfig(spec=spec or _SPEC[0]),
     )
 
 
@@ -237,9 +248,31 @@ def _stored(col: Collection) -> dict[str, list[tuple[str, str]]]:
     return {d: sorted(v) for d, v in by_doc.items()}
 
 
+def check_vectors(col: Collection) -> None:
+    """Where a shard keeps its vectors on disk, each live row's is its chunk's embedding
+    (cosine >= 0.999: float16 rounding, batch composition) and every row has one."""
+    for shard in col.shards:
+        store = shard.dense.vectors
+        if store is None:
+            continue
+        assert len(store) == shard.rows.n_rows == shard.dense.ntotal
+        chunks = shard.live_chunks()
+        if not chunks:
+            continue
+        texts = [c.text for c in chunks]
+        todo = [t for t in dict.fromkeys(texts) if t not in _EMBEDDED]
+        if todo:
+            _EMBEDDED.update(zip(todo, col.encoder.encode(todo, kind="document"), strict=True))
+        got = store.take(np.array([c.row for c in chunks], dtype=np.int64))
+        want = np.stack([_EMBEDDED[t] for t in texts])
+        cos = (got * want).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
+        assert cos.min() >= 0.999, (cos.min(), [c.chunk_id for c in chunks])
+
+
 def check_model(col: Collection, model: dict[str, str], chunker: Any) -> None:
     """``col`` holds exactly ``model``: documents, chunk texts, no chunk twice, and each
     live document is the top sparse hit for its tag word."""
+    check_vectors(col)
     stored = _stored(col)
     assert sorted(stored) == sorted(model), (sorted(stored), sorted(model))
     for d, text in model.items():
@@ -272,14 +305,19 @@ def check_writer_and_reader(
 
 
 @pytest.mark.slow
-def test_every_write_path_survives_crashes_at_every_boundary(encoder: Any) -> None:
+@pytest.mark.parametrize("spec", SPECS)
+def test_every_write_path_survives_crashes_at_every_boundary(encoder: Any, spec: str) -> None:
     _ENCODER[:] = [encoder]
+    _SPEC[:] = [spec]
+    examples = int(__import__("os").environ.get("RAGFLEET_MODEL_EXAMPLES", "60"))
+    if spec != "flat":  # its every crash point is the exhaustive test's; explore less here
+        examples = max(10, examples // 4)
     machine = settings(
-        max_examples=int(__import__("os").environ.get("RAGFLEET_MODEL_EXAMPLES", "60")),
+        max_examples=examples,
         stateful_step_count=20,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-    )(WritePaths)
+    )(type(f"WritePaths_{spec}", (WritePaths,), {}))  # settings apply once per class
     SEEN.clear()
     machine.TestCase().runTest()
     print(f"\ncrash points hit and reopens: {dict(sorted(SEEN.items()))}")
@@ -330,9 +368,13 @@ def _run_workload(
 
 
 @pytest.mark.slow
-def test_a_crash_at_every_durability_point_of_a_workload(tmp_path: Path, encoder: Any) -> None:
+@pytest.mark.parametrize("spec", SPECS)
+def test_a_crash_at_every_durability_point_of_a_workload(
+    tmp_path: Path, encoder: Any, spec: str
+) -> None:
     """Exhaustive: the workload is run once counting its durability points, then once per
     point with a crash there; every run reopens to the acknowledged state."""
+    _SPEC[:] = [spec]
     texts = {
         step: {d: _text(step * 10 + i, f"zq{step}x{d}") for i, d in enumerate(arg)}
         for step, (op, arg) in enumerate(WORKLOAD)
@@ -348,6 +390,9 @@ def test_a_crash_at_every_durability_point_of_a_workload(tmp_path: Path, encoder
         _run_workload(col, {}, texts, [])
     n_points = len(names)
     assert n_points > 100, names  # the workload crosses every kind of boundary
+    if spec != "flat":  # and the vector segments' writes, renames and the merge
+        assert {"checkpoint.vectors"} <= set(names), names
+        assert any(n.startswith("atomic.rename:vectors-") for n in names), names
     for n in range(1, n_points + 1):
         root = tmp_path / f"run-{n}"
         shutil.copytree(base, root)

@@ -24,7 +24,10 @@ def ann(
     data_dir: Annotated[Path, typer.Argument(help="folder with base.*, query.*, groundtruth.*")],
     index: Annotated[
         list[str] | None,
-        typer.Option("--index", help="dense spec, repeatable (default: flat hnsw32 ivf ivfpqM)"),
+        typer.Option(
+            "--index",
+            help="dense spec, repeatable (default: one of every family, compressed included)",
+        ),
     ] = None,
     metric: Annotated[str, typer.Option(help="l2 | ip (must match the groundtruth)")] = "l2",
     k: Annotated[int, typer.Option(help="recall@k and hits per query")] = 10,
@@ -37,7 +40,8 @@ def ann(
         "bench-ann"
     ),
 ) -> None:
-    """Sweep efSearch / nprobe per spec: recall@k, QPS of ragfleet and of raw FAISS, ratio."""
+    """Sweep efSearch / nprobe / oversample per spec: recall@k, QPS and latency of ragfleet
+    and of raw FAISS, and bytes per vector in RAM and on disk."""
     from ragfleet.errors import ConfigError, InputError
     from ragfleet.eval.ann import SweepConfig, default_specs, plot_pareto, run_sweep
     from ragfleet.eval.vecio import load_ann_dataset
@@ -67,6 +71,7 @@ def ann(
 
 def _echo_run(run: AnnRun) -> None:
     typer.echo(
-        f"{run.spec:<14} {json.dumps(dict(run.params)):<20} recall@{run.k}={run.recall:<8.4f} "
-        f"qps={run.qps:<10.1f} raw={run.raw_faiss_qps:<10.1f} ratio={run.ratio:.3f}"
+        f"{run.spec:<22} {json.dumps(dict(run.params)):<34} recall@{run.k}={run.recall:<7.4f} "
+        f"qps={run.qps:<9.1f} raw={run.raw_faiss_qps:<9.1f} ratio={run.ratio:.3f} "
+        f"ram={run.ram_bytes_per_vector:.1f}B disk={run.disk_bytes_per_vector:.1f}B"
     )

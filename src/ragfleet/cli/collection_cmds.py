@@ -171,6 +171,14 @@ def search(
         int | None, typer.Option(help="centroid routing: shards probed")
     ] = None,
     cache_url: Annotated[str | None, typer.Option(help="redis://… shared result cache")] = None,
+    oversample: Annotated[
+        float | None,
+        typer.Option(help="+refine specs: candidates per hit rescored (default: the spec's)"),
+    ] = None,
+    rescore: Annotated[
+        bool | None,
+        typer.Option("--rescore/--no-rescore", help="+refine specs: rescore from disk"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Search a collection, in process or on a Ray cluster (``--backend ray``)."""
@@ -186,6 +194,8 @@ def search(
             filter=filter,
             unique_docs=unique_docs,
             timeout_ms=timeout_ms,
+            oversample=oversample,
+            rescore=rescore,
         )
         with _retriever(collection, backend, replicas, address, probe_shards) as retriever:
             if cache_url is not None:
@@ -233,7 +243,8 @@ def _print_hits(res: dict[str, Any]) -> None:
 
 
 def stats(collection: Dir, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Show a collection's documents, chunks, shards and contract."""
+    """Show a collection's documents, chunks, shards (with the dense index's bytes per vector
+    in RAM and on disk) and contract."""
     from ragfleet.collection import Collection
 
     with user_errors(), Collection.open(collection, read_only=True) as col:
@@ -244,9 +255,15 @@ def stats(collection: Dir, as_json: Annotated[bool, typer.Option("--json")] = Fa
     for key in ("path", "encoder", "fingerprint", "dim", "index", "chunker", "documents", "chunks"):
         typer.echo(f"{key:12} {info[key]}")
     for s in info["shards"]:
+        dense = s["dense"]
+        on_disk = (
+            f" (vectors on disk: {dense['vectors_on_disk']})" if dense["vectors_on_disk"] else ""
+        )
         typer.echo(
             f"  shard {s['shard']}: {s['documents']} docs, {s['live_chunks']} chunks, "
-            f"{s['tombstones']} tombstones, wal seq {s['wal_seq']}"
+            f"{s['tombstones']} tombstones, wal seq {s['wal_seq']}; bytes per vector: "
+            f"RAM {dense['ram_bytes_per_vector']:g}, disk {dense['disk_bytes_per_vector']:g}"
+            f" (float32: {dense['float32_bytes_per_vector']}){on_disk}"
         )
 
 

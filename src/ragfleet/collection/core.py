@@ -39,7 +39,7 @@ from ragfleet.collection.writer import DocumentWriter, IngestReport
 from ragfleet.collection.writes import CollectionWrites
 from ragfleet.config import CollectionConfig
 from ragfleet.embed.base import Encoder
-from ragfleet.embed.registry import load_encoder
+from ragfleet.embed.registry import encoder_for
 from ragfleet.errors import CollectionError, ConfigError, StorageError
 from ragfleet.index.dense import set_omp_threads
 from ragfleet.index.fdlimit import ensure_open_files
@@ -47,6 +47,7 @@ from ragfleet.index.lock import WriterLock
 from ragfleet.index.rwlock import RWLock
 from ragfleet.index.shard import CheckpointPolicy, Shard, recover_swap, resolve_shard_dir
 from ragfleet.index.sparse.analyzer import Analyzer
+from ragfleet.index.specs import DenseSpec
 from ragfleet.search.searcher import Searcher
 
 if TYPE_CHECKING:
@@ -149,8 +150,10 @@ class Collection(CollectionWrites, ShardedRetriever):
                 "centroid placement needs its centroids (and only it takes them): build the "
                 "collection placed by hash, then `ragfleet reshard DIR --placement centroids`"
             )
-        encoder = encoder or load_encoder(config.encoder.name)
-        contract = dataclasses.replace(encoder.contract, chunker=config.chunker.spec)
+        encoder = encoder or encoder_for(config.encoder)
+        contract = dataclasses.replace(
+            encoder.contract, chunker=config.chunker.spec, precision=vector_precision(config)
+        )
         contract = contract.with_probes(encoder)
         info = CollectionInfo(config, contract, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         path.mkdir(parents=True, exist_ok=True)
@@ -195,7 +198,7 @@ class Collection(CollectionWrites, ShardedRetriever):
         try:
             data = Layout.of(root).current()
             info = CollectionInfo.read(data)
-            encoder = encoder or load_encoder(info.config.encoder.name)
+            encoder = encoder or encoder_for(info.config.encoder)
             info.contract.verify(encoder)
             return cls(
                 data, info, encoder, durable, root=root, policy=policy, lock=lock,
@@ -215,7 +218,7 @@ class Collection(CollectionWrites, ShardedRetriever):
         if data.resolve() == self.data_path.resolve():
             return False
         info = CollectionInfo.read(data)
-        encoder = encoder or load_encoder(info.config.encoder.name)
+        encoder = encoder or encoder_for(info.config.encoder)
         info.contract.verify(encoder)
         fresh = Collection(
             data, info, encoder, self.durable, root=self.path, policy=self.policy,
@@ -287,3 +290,9 @@ class Collection(CollectionWrites, ShardedRetriever):
 
     def stats(self) -> dict[str, Any]:
         return {"path": str(self.path), **super().stats()}
+
+
+def vector_precision(config: CollectionConfig) -> str:
+    """The precision the collection keeps its vectors at (recorded in its contract):
+    ``fp16`` for ``+refine16`` specs, else ``fp32`` (what went into the index)."""
+    return "fp16" if DenseSpec.parse(config.index.spec).refine == "fp16" else "fp32"

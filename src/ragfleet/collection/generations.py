@@ -143,7 +143,7 @@ class ReindexReport:
 
 def read_only_shards(path: Path, info: CollectionInfo) -> list[Shard]:
     """The shards of the generation at ``path``, opened read-only (no encoder needed)."""
-    fingerprint, dim = info.contract.fingerprint(), info.contract.dim
+    fingerprint, dim = info.contract.fingerprint(), info.contract.vector_dim
     shards: list[Shard] = []
     try:
         for i, d in enumerate(Layout.of(path).shards(info.config.sharding.n_shards, path)):
@@ -185,12 +185,13 @@ def reindex(
     (:meth:`Collection.reindex <ragfleet.collection.Collection.reindex>`).
     """
     from ragfleet.config import EncoderConfig
-    from ragfleet.embed.registry import load_encoder
+    from ragfleet.embed.registry import encoder_for
 
-    encoder = load_encoder(encoder_name)
+    truncate_dim = CollectionInfo.read(Layout.of(root).current()).config.encoder.truncate_dim
+    encoder = encoder_for(EncoderConfig(encoder_name, truncate_dim=truncate_dim))
 
     def config_of(old: CollectionConfig) -> CollectionConfig:
-        return old.replace(encoder=EncoderConfig(encoder_name))
+        return old.replace(encoder=EncoderConfig(encoder_name, truncate_dim=truncate_dim))
 
     return build_generation(
         root, config_of, encoder, reembed=True, batch_docs=batch_docs, lock=lock

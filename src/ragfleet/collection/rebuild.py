@@ -2,8 +2,8 @@
 share.
 
 :func:`rebuild` reads the live documents of source shards, whole, in batches; gives each
-document vectors (read back from the index where that is exact — ``flat`` and ``hnsw``
-keep the original vectors — or embedded again from the stored text, which the pinned
+document vectors (read back where the shard keeps them exactly — ``flat``, ``hnsw`` and
+the on-disk vectors of ``+refine`` specs — or embedded again from the stored text, which the pinned
 contract makes reproduce them); places each document on a target shard; and writes one
 batch per target shard and round through ``ShardClient.apply``, so a document is never
 split. What differs between the three callers is only where documents go and where their
@@ -34,25 +34,22 @@ Vectors = npt.NDArray[np.float32]
 VectorSource = Callable[[Shard, Sequence[StoredChunk]], Vectors]
 #: (doc_id, source shard id, the document's chunk vectors) → target shard id.
 Place = Callable[[str, int, Vectors], int]
-EXACT_KINDS = ("flat", "hnsw")
 
 
 def is_exact(shard: Shard) -> bool:
-    """Whether ``shard``'s index returns the vectors it was given."""
-    return shard.dense.dense_spec.kind in EXACT_KINDS
+    """Whether ``shard`` keeps the vectors it was given: the on-disk vectors of a
+    ``+refine`` spec, or the float32 storage of ``flat`` and ``hnsw``."""
+    return shard.dense.keeps_vectors
 
 
 def stored_vectors(shard: Shard, chunks: Sequence[StoredChunk]) -> Vectors:
-    """The vectors ``shard``'s index holds for ``chunks`` (exact specs only)."""
-    if not is_exact(shard):
+    """The vectors ``shard`` holds for ``chunks`` (:func:`is_exact` shards only)."""
+    out = shard.dense.stored_vectors([int(c.row) for c in chunks])
+    if out is None:
         raise CollectionError(
             f"shard {shard.shard_id}'s index ({shard.dense.spec}) does not keep its vectors; "
             "embed the chunks again instead"
         )
-    index = shard.dense.faiss_index
-    out = np.empty((len(chunks), shard.dim), dtype=np.float32)
-    for j, c in enumerate(chunks):
-        out[j] = index.reconstruct(int(c.row))
     return out
 
 

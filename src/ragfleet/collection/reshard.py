@@ -47,13 +47,13 @@ def reshard(
     lock: WriterLock | None = None,
 ) -> ReindexReport:
     """Re-place the collection at ``root`` on ``n_shards`` shards in a new generation."""
-    from ragfleet.embed.registry import load_encoder
+    from ragfleet.embed.registry import encoder_for
 
     sharding = ShardingConfig(n_shards=n_shards, placement=placement)
     layout = Layout.of(root)
     with writing(layout.root, lock) as held:
         old = CollectionInfo.read(layout.current())
-        encoder = load_encoder(old.config.encoder.name)
+        encoder = encoder_for(old.config.encoder)
         centroids, target = _target(layout, old, encoder, sharding, sample_size, seed)
 
         def config_of(c: CollectionConfig) -> CollectionConfig:
@@ -84,14 +84,14 @@ def reshard_to(
 
     from ragfleet.collection.core import Collection
     from ragfleet.collection.rebuild import rebuild
-    from ragfleet.embed.registry import load_encoder
+    from ragfleet.embed.registry import encoder_for
     from ragfleet.errors import CollectionError
 
     if out.exists():
         raise CollectionError(f"{out} already exists; choose another --out or delete it")
     layout = Layout.of(root)
     old = CollectionInfo.read(layout.current())
-    encoder = load_encoder(old.config.encoder.name)
+    encoder = encoder_for(old.config.encoder)
     sharding = ShardingConfig(n_shards=n_shards, placement=placement)
     centroids, target = _target(layout, old, encoder, sharding, sample_size, seed)
     config = old.config.replace(sharding=sharding)

@@ -73,6 +73,8 @@ class ShardedRetriever(RetrieverBase):
             "encoder": self.encoder.name,
             "fingerprint": self.info.contract.fingerprint(),
             "dim": self.encoder.dim,
+            "precision": self.info.contract.precision,
+            "truncate_dim": self.info.contract.truncate_dim or None,
             "index": self.config.index.spec,
             "chunker": self.config.chunker.spec,
             "placement": self.placement.kind,

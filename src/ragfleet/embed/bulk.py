@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from ragfleet.embed.base import Encoder, Vectors, check_texts, with_prefix
 from ragfleet.embed.registry import ENCODERS, load_encoder
+from ragfleet.embed.truncate import TruncatedEncoder
 from ragfleet.errors import ConfigError, EmbeddingContractError, RagfleetError
 
 ProgressFn = Callable[[int, int], None]
@@ -73,6 +74,10 @@ def embed_bulk(
     items = check_texts(texts)
     if workers < 0:
         raise ConfigError(f"workers must be >= 0, got {workers}")
+    if workers > 0 and isinstance(encoder, TruncatedEncoder):  # workers load the registry model
+        full = embed_bulk(encoder.base, items, batch_tokens=batch_tokens, progress=progress,
+                          workers=workers)  # fmt: skip
+        return encoder.finish(full)
     out = np.empty((len(items), encoder.dim), dtype=np.float32)
     if not items:
         return out

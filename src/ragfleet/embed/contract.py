@@ -43,7 +43,12 @@ MODEL_FIELDS: tuple[str, ...] = (
     "normalize",
     "query_prefix",
     "document_prefix",
+    "truncate_dim",
 )
+#: Fields added after collections were first built: left out of the fingerprint while
+#: they hold their default, so the fingerprints of older collections do not change.
+_LATER_FIELDS: dict[str, object] = {"truncate_dim": 0, "precision": "fp32"}
+_PRECISIONS = ("fp32", "fp16")
 _POOLINGS = ("mean", "cls", "max")
 #: The cosine a probe must re-encode to. Measured (``benchmarks/contract_cpus.py``): the
 #: int8 model's vectors on AVX512-VNNI kernels against its AVX2 kernels (qemu-emulated
@@ -64,8 +69,12 @@ class EmbeddingContract:
     Model fields (:data:`MODEL_FIELDS`): ``model_id``, ``weights_sha256`` (of the weights
     file), ``dim``, ``max_seq_length`` (tokens, longer inputs are truncated), ``pooling``,
     ``normalize`` (unit L2 norm), ``query_prefix`` and ``document_prefix`` (prepended to
-    each text of that kind). ``chunker`` is the chunker spec of the collection (``""`` on an
-    encoder's own contract); ``probes`` are ``(text, vector)`` pairs recorded at build time.
+    each text of that kind), ``truncate_dim`` (vectors keep their first ``truncate_dim``
+    coordinates, renormalised; 0: all ``dim``). ``chunker`` is the chunker spec of the
+    collection (``""`` on an encoder's own contract) and ``precision`` the precision at which
+    the collection keeps its vectors (``fp32``, or ``fp16`` for ``+refine16`` specs); both
+    belong to the collection, not the model. ``probes`` are ``(text, vector)`` pairs
+    recorded at build time.
     """
 
     model_id: str
@@ -78,6 +87,8 @@ class EmbeddingContract:
     document_prefix: str = ""
     chunker: str = ""
     probes: tuple[Probe, ...] = ()
+    truncate_dim: int = 0
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if not self.model_id:
@@ -89,15 +100,33 @@ class EmbeddingContract:
             )
         if self.pooling not in _POOLINGS:
             raise ConfigError(f"contract pooling must be one of {_POOLINGS}, got {self.pooling!r}")
+        if not 0 <= self.truncate_dim < self.dim:
+            raise ConfigError(
+                f"contract truncate_dim must be in [0, dim={self.dim}), got {self.truncate_dim}"
+            )
+        if self.precision not in _PRECISIONS:
+            raise ConfigError(
+                f"contract precision must be one of {_PRECISIONS}, got {self.precision!r}"
+            )
         for text, vec in self.probes:
-            if len(vec) != self.dim:
+            if len(vec) != self.vector_dim:
                 raise ConfigError(
-                    f"probe {text!r} has {len(vec)} values but the contract's dim is {self.dim}"
+                    f"probe {text!r} has {len(vec)} values but the contract's vectors have "
+                    f"{self.vector_dim}"
                 )
+
+    @property
+    def vector_dim(self) -> int:
+        """The width of the collection's vectors: ``truncate_dim`` if set, else ``dim``."""
+        return self.truncate_dim or self.dim
 
     def fingerprint(self) -> str:
         """First 16 hex chars of sha256 over the canonical JSON of every field but probes."""
-        fields = {k: v for k, v in self._fields().items() if k != "probes"}
+        fields = {
+            k: v
+            for k, v in self._fields().items()
+            if k != "probes" and not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])
+        }
         canon = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canon.encode("utf-8")).hexdigest()[:16]
 
@@ -160,7 +189,9 @@ class EmbeddingContract:
         """Check that ``encoder`` reproduces this contract.
 
         Two checks: (1) the fingerprint of the encoder's contract with this contract's
-        ``chunker`` substituted, i.e. the :data:`MODEL_FIELDS` only, equals this one's;
+        ``chunker`` and ``precision`` substituted, i.e. the :data:`MODEL_FIELDS` only
+        (truncation included: an untruncated encoder is refused by a truncated collection),
+        equals this one's;
         (2) each probe re-encodes with cosine ``a·b / (‖a‖‖b‖) >= min_cosine``.
 
         Raises:
@@ -183,7 +214,9 @@ class EmbeddingContract:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def _check_fingerprint(self, encoder: Encoder) -> None:
-        theirs = dataclasses.replace(encoder.contract, chunker=self.chunker, probes=())
+        theirs = dataclasses.replace(
+            encoder.contract, chunker=self.chunker, precision=self.precision, probes=()
+        )
         if theirs.fingerprint() == self.fingerprint():
             return
         diffs = [

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from ragfleet.config import EncoderConfig
 from ragfleet.embed.base import Encoder
 from ragfleet.errors import ConfigError, UnknownSpecError
 
@@ -77,3 +78,11 @@ def load_encoder(name: str, **options: Any) -> Encoder:
         if encoder is None:
             encoder = _LOADED[key] = factory(**options)
         return encoder
+
+
+def encoder_for(config: EncoderConfig) -> Encoder:
+    """The encoder a collection's :class:`~ragfleet.config.EncoderConfig` names: the
+    registry encoder, truncated to ``config.truncate_dim`` when that is set."""
+    from ragfleet.embed.truncate import truncated
+
+    return truncated(load_encoder(config.name), config.truncate_dim)

@@ -59,6 +59,7 @@ from ragfleet.index.shard_checkpoint import ShardCheckpoints
 from ragfleet.index.shard_dirs import incarnation, recover_swap, resolve_shard_dir
 from ragfleet.index.shard_query import CheckpointPolicy, ShardQuery, ShardReads, ShardResult
 from ragfleet.index.sparse.bm25 import BM25Index
+from ragfleet.index.vectors import segment_roles
 from ragfleet.index.wal import WriteAheadLog
 from ragfleet.index.writebatch import ChunkRecord, WriteBatch
 
@@ -171,9 +172,19 @@ class Shard(ShardReads, ShardCheckpoints):
             self.dense = DenseIndex(config.index.spec, self.dim, config.index.metric)
             self.sparse = BM25Index(config.sparse)
             n_rows, self._seq, self._checkpoint_no = 0, 0, 0
+            self._files = {}
         else:
             self._check_manifest(manifest)
-            self.dense = DenseIndex.load(manifest.path(self.path, "dense"))
+            roles = segment_roles(list(manifest.files))
+            segments = [(role, manifest.path(self.path, role)) for role in roles]
+            if "dense" in manifest.files:
+                self.dense = DenseIndex.load(
+                    manifest.path(self.path, "dense"), config.index.spec, config.index.metric,
+                    vectors=segments,
+                )  # fmt: skip
+            else:  # checkpointed before its first vectors: an index still to be trained
+                self.dense = DenseIndex(config.index.spec, self.dim, config.index.metric)
+            self._files = dict(manifest.files)
             self.sparse = BM25Index.load(manifest.path(self.path, "sparse"), config.sparse)
             n_rows, self._seq = manifest.n_rows, manifest.checkpoint_seq
             self._checkpoint_no = manifest.generation

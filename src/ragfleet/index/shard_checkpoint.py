@@ -3,7 +3,9 @@ that writes its files.
 
 Protocol (a crash at any point leaves the old checkpoint or the new one, and a log that
 replays from it): commit the docstore overlay (one fsynced SQLite transaction), write the
-dense and sparse indexes under new names (``<role>.<NNNNNN>``), rename ``manifest.json``
+dense and sparse indexes under new names (``<role>.<NNNNNN>``) and the full-precision
+vectors of a ``+refine`` spec as new segments (``ragfleet.index.vectors``: the rows added
+since the last checkpoint, merged with older segments by its policy), rename ``manifest.json``
 naming them and ``checkpoint_seq`` (the commit point), then delete the old files and
 truncate the log. A failure before the rename deletes what it wrote; the acknowledged
 writes stay in the log. An automatic checkpoint that fails (disk full) is logged, never
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +27,7 @@ import numpy.typing as npt
 from ragfleet.errors import CollectionError, StorageError
 from ragfleet.index import faults
 from ragfleet.index.manifest import (
+    FileEntry,
     ShardManifest,
     checkpoint_name,
     commit_checkpoint,
@@ -64,6 +68,7 @@ class ShardCheckpoints:
     _pending_bytes: int
     _pending_batches: int
     _retry_checkpoint_at: float
+    _files: Mapping[str, FileEntry]
 
     def _check_writable(self) -> None:
         raise NotImplementedError
@@ -127,18 +132,27 @@ class ShardCheckpoints:
 
     def _checkpoint_locked(self) -> None:
         no = self._checkpoint_no + 1
-        files = {
-            "dense": self.path / checkpoint_name("dense", no, ".faiss"),
-            "sparse": self.path / checkpoint_name("sparse", no),
-        }
+        files = {"sparse": self.path / checkpoint_name("sparse", no)}
+        # an index that learns from data and has seen none (a shard that got only deletes)
+        # has nothing to write: the manifest names no dense file, and opening it starts
+        # untrained again
+        trained = self.dense.is_trained
+        if trained:
+            files["dense"] = self.path / checkpoint_name("dense", no, ".faiss")
         n_rows = self.rows.n_rows
         try:
             faults.point("checkpoint.docstore")
             self.docstore.commit(n_rows)
             faults.point("checkpoint.dense")
-            self.dense.save(files["dense"])
+            if trained:
+                self.dense.save(files["dense"])
             faults.point("checkpoint.sparse")
             self.sparse.save(files["sparse"])
+            store, plan = self.dense.vectors, None
+            if store is not None:
+                faults.point("checkpoint.vectors")
+                plan = store.write(self.path, no)
+                files.update(plan.new)
             manifest = ShardManifest(
                 shard_id=self.shard_id,
                 generation=no,
@@ -146,6 +160,7 @@ class ShardCheckpoints:
                 n_live=self.rows.n_live,
                 contract_fingerprint=self.fingerprint,
                 checkpoint_seq=self._seq,
+                files={role: self._files[role] for role in (plan.kept if plan else ())},
             )
             manifest = commit_checkpoint(self.path, files, manifest)
         except BaseException as e:
@@ -153,6 +168,9 @@ class ShardCheckpoints:
                 self._discard_partial_checkpoint()
             raise
         # committed: the state must say so before anything else can fail
+        self._files = dict(manifest.files)
+        if store is not None and plan is not None:
+            store.adopt(plan)
         self._checkpoint_no = no
         self._checkpoint_seq = self._seq
         self._pending_bytes = self._pending_batches = 0

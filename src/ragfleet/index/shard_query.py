@@ -26,6 +26,7 @@ from ragfleet.index.sparse.bm25 import ShardTermStats
 if TYPE_CHECKING:
     from ragfleet.index.dense import DenseIndex
     from ragfleet.index.docstore import DocStore
+    from ragfleet.index.manifest import FileEntry
     from ragfleet.index.rowtable import RowTable
     from ragfleet.index.rwlock import RWLock
     from ragfleet.index.sparse.bm25 import BM25Index
@@ -57,8 +58,10 @@ class CheckpointPolicy:
 @dataclass(frozen=True, slots=True)
 class ShardQuery:
     """A batch of queries for one shard. ``vectors`` drive dense search, ``terms`` (already
-    analysed) with collection-wide ``idf``/``avgdl`` drive BM25; ``allow_rows`` restricts both
-    (a metadata filter resolved by the shard's docstore: SQL ``where`` + params)."""
+    analysed) with collection-wide ``idf``/``avgdl`` drive BM25; ``where`` restricts both
+    (a metadata filter resolved by the shard's docstore: SQL ``where`` + params).
+    ``ef_search``, ``nprobe``, ``oversample`` and ``rescore`` left ``None`` take the
+    collection's :class:`~ragfleet.config.IndexConfig` defaults."""
 
     k: int
     vectors: npt.NDArray[np.float32] | None = None
@@ -68,6 +71,8 @@ class ShardQuery:
     where: tuple[str, tuple[object, ...]] | None = None
     ef_search: int | None = None
     nprobe: int | None = None
+    oversample: float | None = None
+    rescore: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +100,7 @@ class ShardReads:
     _allow: RowFilter | None
     _seq: int
     _checkpoint_seq: int
+    _files: Mapping[str, FileEntry]
 
     def search(self, q: ShardQuery) -> ShardResult:
         """Dense and/or sparse top-``k`` of every query in the batch, tombstones excluded."""
@@ -124,8 +130,18 @@ class ShardReads:
         if self.dense.ntotal == 0 or (allow is not None and allow.n_allowed == 0):
             return [ShardHits.empty(self.shard_id) for _ in range(len(vectors))]
         k = min(q.k, self.dense.ntotal)  # memory follows the shard's size, not the request
+        cfg = self.config.index
+        # the configured default applies where there is something to rescore from; a query
+        # asking to rescore an index that keeps no vectors is told so
+        default = cfg.rescore if self.dense.vectors is not None else None
         scores, rows = self.dense.search(
-            vectors, k, allow=allow, ef_search=q.ef_search, nprobe=q.nprobe
+            vectors,
+            k,
+            allow=allow,
+            ef_search=cfg.ef_search if q.ef_search is None else q.ef_search,
+            nprobe=cfg.nprobe if q.nprobe is None else q.nprobe,
+            oversample=cfg.oversample if q.oversample is None else q.oversample,
+            rescore=default if q.rescore is None else q.rescore,
         )
         return [self._hits(s, r) for s, r in zip(scores, rows, strict=True)]
 
@@ -175,6 +191,7 @@ class ShardReads:
     def stats(self) -> dict[str, object]:
         with self._lock.read():
             n_rows, n_live, n_docs = self.rows.n_rows, self.rows.n_live, self.rows.n_docs
+            dense = self.dense_memory()
         return {
             "shard": self.shard_id,
             "rows": n_rows,
@@ -186,4 +203,30 @@ class ShardReads:
             "checkpoint_seq": self._checkpoint_seq,
             "read_only": self.read_only,
             "needs_training": self.dense.needs_training and not self.dense.is_trained,
+            "dense": dense,
+        }
+
+    def dense_memory(self) -> dict[str, object]:
+        """Where the dense index's bytes live: RAM (the FAISS index: codes, ids, graph,
+        centroids; plus vectors not yet checkpointed) and disk (the index file and the
+        memory-mapped vectors of ``+refine`` specs), in total and per row."""
+        n = self.dense.ntotal
+        ram = self.dense.ram_bytes()
+        disk = sum(
+            entry.size
+            for role, entry in self._files.items()
+            if role == "dense" or role.startswith("vectors-")
+        )
+        store = self.dense.vectors
+        return {
+            "spec": self.dense.spec,
+            "rows": n,
+            "ram_bytes": ram,
+            "disk_bytes": disk,
+            "ram_bytes_per_vector": round(ram / n, 2) if n else 0.0,
+            "disk_bytes_per_vector": round(disk / n, 2) if n else 0.0,
+            "float32_bytes_per_vector": 4 * self.dim,
+            "vectors_on_disk": None if store is None else store.precision,
+            "vector_segments": 0 if store is None else store.n_segments,
+            "oversample": self.config.index.oversample or self.dense.default_oversample,
         }

@@ -1,33 +1,50 @@
-"""Dense index spec strings: parse ``"hnsw32"``, ``"ivf1024,pq48"``… into a :class:`DenseSpec`.
+"""Dense index spec strings: parse ``"hnsw32"``, ``"ivf1024,pq48+refine"``… into a DenseSpec.
 
-Grammar (case-insensitive, spaces ignored)::
+A spec is a *structure* (how candidates are found), the *codes* it keeps in RAM, and
+optionally ``+refine``: the full-precision vectors kept on disk, memory-mapped, from which
+the oversampled candidates of the codes are rescored exactly. Grammar (case-insensitive,
+spaces ignored)::
 
-    flat                      exact search (the test oracle)
-    hnsw[M]                   HNSW graph, M neighbours per node (default 32)
-    ivf[NLIST]                IVF with flat lists
-    ivf[NLIST],pqM[xNBITS]    IVF + product quantizer, M sub-quantizers of NBITS bits (default 8)
-    ivfpqM[xNBITS]            same, NLIST chosen at train time
-    ivfsq8 | ivf[NLIST],sq8   IVF + 8-bit scalar quantizer
+    flat                         exact search over float32 (the test oracle)
+    sq8 | sq4 | sqfp16           exhaustive search over scalar-quantized codes
+    binary                       exhaustive Hamming search over sign bits (always +refine)
+    hnsw[M]                      HNSW graph over float32, M neighbours per node (default 32)
+    hnsw[M],CODES                HNSW over CODES: sq8 | sq4 | sqfp16 | pqM[xNBITS] | binary
+    ivf[NLIST]                   IVF with float32 lists
+    ivf[NLIST],CODES             IVF over sq8 | sq4 | sqfp16 | pqM[xNBITS] | pqMx4fs (fast scan)
+    ivfpqM[xNBITS] | ivfsq8      shorthands of ivf,pqM[xNBITS] and ivf,sq8
+    opq[M],ivf[NLIST],pqM…       IVF-PQ after an OPQ rotation (Ge et al., CVPR 2013)
+    SPEC+refine | SPEC+refine16  keep float32 | float16 vectors on disk and rescore
 
 When NLIST is omitted it is chosen from the number of training vectors n as
 ``clamp(round(4 * sqrt(n)), 16, 65536)`` (the FAISS wiki's rule of thumb, 4·√n to 16·√n).
+
+``binary`` follows the sign-bit quantization of Qdrant's and Vespa's binary quantization and
+of Hugging Face's embedding-quantization study (``bit_i = x_i > 0``, Hamming distance, then
+rescoring): 1 bit per dimension, 32× smaller than float32. FAISS's ``IndexBinaryIVF``
+cannot apply an ``IDSelector`` (filters, tombstones), so binary codes come flat or in an
+HNSW graph only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any, Literal
 
 from ragfleet.errors import ConfigError, UnknownSpecError
 
-SpecKind = Literal["flat", "hnsw", "ivf", "ivfpq", "ivfsq8"]
+Structure = Literal["flat", "hnsw", "ivf"]
+Codes = Literal["float", "sq8", "sq4", "fp16", "pq", "binary"]
+Refine = Literal["fp32", "fp16"]
 
 GRAMMAR = (
-    "flat | hnsw[M] | ivf[NLIST] | ivf[NLIST],pqM[xNBITS] | ivfpqM[xNBITS] "
-    "| ivfsq8 | ivf[NLIST],sq8"
+    "flat | sq8 | sq4 | sqfp16 | binary | hnsw[M][,CODES] | ivf[NLIST][,CODES] "
+    "| ivfpqM[xNBITS] | ivfsq8 | opq,ivf[NLIST],pqM, with CODES one of sq8, sq4, sqfp16, "
+    "pqM[xNBITS], pqMx4fs (ivf), binary (hnsw); any compressed spec may end in "
+    "+refine or +refine16"
 )
 DEFAULT_HNSW_M = 32
 MIN_AUTO_NLIST = 16
@@ -35,16 +52,15 @@ MAX_AUTO_NLIST = 65536
 #: FAISS k-means warns below this many training points per centroid.
 POINTS_PER_CENTROID = 39
 
-_KINDS = ("flat", "hnsw", "ivf", "ivfpq", "ivfsq8")
-_PATTERNS: tuple[tuple[SpecKind, re.Pattern[str]], ...] = (
-    ("flat", re.compile(r"flat")),
-    ("hnsw", re.compile(r"hnsw(?P<M>\d+)?")),
-    ("ivf", re.compile(r"ivf(?P<nlist>\d+)?(?:,flat)?")),
-    ("ivfpq", re.compile(r"ivf(?P<nlist>\d+)?,pq(?P<m>\d+)(?:x(?P<nbits>\d+))?")),
-    ("ivfpq", re.compile(r"ivfpq(?P<m>\d+)(?:x(?P<nbits>\d+))?")),
-    ("ivfsq8", re.compile(r"ivf(?P<nlist>\d+)?,sq8")),
-    ("ivfsq8", re.compile(r"ivfsq8")),
-)
+_STRUCTURES = ("flat", "hnsw", "ivf")
+_CODES = ("float", "sq8", "sq4", "fp16", "pq", "binary")
+_SQ_TOKENS: dict[str, Codes] = {"sq8": "sq8", "sq4": "sq4", "sqfp16": "fp16"}
+_SQ_FACTORY = {"sq8": "SQ8", "sq4": "SQ4", "fp16": "SQfp16"}
+_STRUCTURE_RE = re.compile(r"(?P<s>flat|hnsw|ivf)(?P<n>\d+)?")
+_PQ_RE = re.compile(r"pq(?P<m>\d+)(?:x(?P<nbits>\d+))?(?P<fs>fs)?")
+_SHORTHAND_RE = re.compile(r"ivf(?P<rest>pq\d+(?:x\d+)?(?:fs)?|sq8|sq4|sqfp16)")
+_OPQ_RE = re.compile(r"opq(?P<m>\d+)?")
+_REFINE: dict[str, Refine] = {"refine": "fp32", "refine16": "fp16"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,102 +68,147 @@ class DenseSpec:
     """A parsed dense index spec.
 
     Attributes:
-        kind: the index family.
+        structure: ``flat`` (exhaustive), ``hnsw`` (graph) or ``ivf`` (inverted lists).
+        codes: what RAM holds per vector: ``float`` (float32), ``sq8``/``sq4`` (8/4-bit
+            scalar quantizer), ``fp16``, ``pq`` (product quantizer) or ``binary`` (sign bits).
         hnsw_m: HNSW neighbours per node (``M``), only for ``hnsw``.
         nlist: IVF inverted lists; ``None`` means chosen from n at train time.
-        pq_m: product-quantizer sub-quantizers (``m``), only for ``ivfpq``; must divide d.
+        pq_m: product-quantizer sub-quantizers (``m``), only for ``pq``; must divide d.
         nbits: bits per PQ code (``2**nbits`` centroids per codebook).
+        fastscan: 4-bit PQ searched with SIMD lookup tables (André et al., VLDB 2015).
+        opq: an OPQ rotation learnt before IVF-PQ.
+        refine: precision of the vectors kept on disk for rescoring, or ``None``.
     """
 
-    kind: SpecKind
+    structure: Structure = "flat"
+    codes: Codes = "float"
     hnsw_m: int | None = None
     nlist: int | None = None
     pq_m: int | None = None
     nbits: int = 8
+    fastscan: bool = False
+    opq: bool = False
+    refine: Refine | None = None
 
     @classmethod
     def parse(cls, spec: str) -> DenseSpec:
         """Parse a spec string; raise :class:`UnknownSpecError` naming the grammar."""
         text = "".join(spec.split()).lower()
-        for kind, pattern in _PATTERNS:
-            match = pattern.fullmatch(text)
-            if match is not None:
-                return cls._from_match(kind, match.groupdict())
-        raise UnknownSpecError(f"unknown dense index spec {spec!r}; expected one of: {GRAMMAR}")
-
-    @classmethod
-    def _from_match(cls, kind: SpecKind, groups: dict[str, str | None]) -> DenseSpec:
-        def num(name: str) -> int | None:
-            value = groups.get(name)
-            return None if value is None else int(value)
-
-        hnsw_m, nbits = num("M"), num("nbits")
-        return cls(
-            kind=kind,
-            hnsw_m=(DEFAULT_HNSW_M if hnsw_m is None else hnsw_m) if kind == "hnsw" else None,
-            nlist=num("nlist"),
-            pq_m=num("m"),
-            nbits=8 if nbits is None else nbits,
-        )
-
-    @classmethod
-    def of_faiss_index(cls, faiss: ModuleType, index: Any) -> DenseSpec:
-        """The spec that built ``index`` (e.g. one read from disk).
-
-        Raises:
-            ConfigError: an index this grammar cannot express (another metric or structure).
-        """
-        if index.metric_type not in (faiss.METRIC_INNER_PRODUCT, faiss.METRIC_L2):
-            raise ConfigError(f"FAISS metric {index.metric_type} is not supported: ip or l2")
-        if isinstance(index, faiss.IndexHNSWFlat):
-            return cls("hnsw", hnsw_m=int(index.hnsw.nb_neighbors(1)))
-        if isinstance(index, faiss.IndexIVFPQ):
-            return cls("ivfpq", nlist=index.nlist, pq_m=index.pq.M, nbits=index.pq.nbits)
-        if isinstance(index, faiss.IndexIVFScalarQuantizer) and (
-            index.sq.qtype == faiss.ScalarQuantizer.QT_8bit
-        ):
-            return cls("ivfsq8", nlist=index.nlist)
-        if isinstance(index, faiss.IndexIVFFlat):
-            return cls("ivf", nlist=index.nlist)
-        if type(index) in (faiss.IndexFlat, faiss.IndexFlatL2, faiss.IndexFlatIP):
-            return cls("flat")
-        raise ConfigError(f"unsupported FAISS index {type(index).__name__}; expected {GRAMMAR}")
+        base, plus, suffix = text.partition("+")
+        if plus and suffix not in _REFINE:
+            raise _unknown(spec)
+        tokens = _expand(base.split(","))
+        opq = tokens[0] if tokens and _OPQ_RE.fullmatch(tokens[0]) else None
+        tokens = tokens[1:] if opq is not None else tokens
+        if not tokens or len(tokens) > 2:
+            raise _unknown(spec)
+        if len(tokens) == 1 and _STRUCTURE_RE.fullmatch(tokens[0]) is None:
+            tokens = ["flat", tokens[0]]  # sq8, binary: exhaustive over codes
+        structure = _STRUCTURE_RE.fullmatch(tokens[0])
+        if structure is None or (structure.group("s") == "flat" and structure.group("n")):
+            raise _unknown(spec)
+        fields = _structure_fields(structure) | _codes_fields(tokens[1:], spec)
+        if opq is not None:
+            fields["opq"] = True
+            m = _OPQ_RE.fullmatch(opq)
+            opq_m = m.group("m") if m is not None else None
+            if opq_m is not None and int(opq_m) != fields.get("pq_m"):
+                raise ConfigError(f"{spec!r}: opq{opq_m} must rotate for the pq it precedes")
+        refine: Refine | None = _REFINE[suffix] if plus else None
+        if fields.get("codes") == "binary" and refine is None:
+            refine = "fp32"  # sign bits alone rank too coarsely: always rescored
+        return cls(**fields, refine=refine)
 
     def __post_init__(self) -> None:
-        if self.kind not in _KINDS:
-            raise UnknownSpecError(f"unknown dense index kind {self.kind!r}; one of {_KINDS}")
-        if (self.kind == "hnsw") != (self.hnsw_m is not None):
+        if self.structure not in _STRUCTURES:
+            raise UnknownSpecError(f"unknown index structure {self.structure!r}; {_STRUCTURES}")
+        if self.codes not in _CODES:
+            raise UnknownSpecError(f"unknown index codes {self.codes!r}; one of {_CODES}")
+        if (self.structure == "hnsw") != (self.hnsw_m is not None):
             raise ConfigError(f"hnsw_m is required for hnsw and only for hnsw: {self}")
-        if (self.kind == "ivfpq") != (self.pq_m is not None):
-            raise ConfigError(f"pq_m is required for ivfpq and only for ivfpq: {self}")
-        if self.kind in ("flat", "hnsw") and self.nlist is not None:
+        if (self.codes == "pq") != (self.pq_m is not None):
+            raise ConfigError(f"pq_m is required for pq codes and only for them: {self}")
+        if self.structure != "ivf" and self.nlist is not None:
             raise ConfigError(f"nlist applies to ivf specs only: {self}")
-        if self.hnsw_m is not None and not 2 <= self.hnsw_m <= 512:
-            raise ConfigError(f"hnsw M must be in [2, 512], got {self.hnsw_m}")
-        if self.nlist is not None and not 1 <= self.nlist <= 1 << 24:
-            raise ConfigError(f"ivf nlist must be in [1, 2**24], got {self.nlist}")
-        if self.pq_m is not None and self.pq_m < 1:
-            raise ConfigError(f"pq sub-quantizers m must be >= 1, got {self.pq_m}")
-        if not 1 <= self.nbits <= 16:
-            raise ConfigError(f"pq nbits must be in [1, 16], got {self.nbits}")
+        if self.codes == "pq" and self.structure == "flat":
+            raise ConfigError("pq codes need an ivf or hnsw structure, e.g. ivf,pq48")
+        if self.codes == "binary" and self.structure == "ivf":
+            raise ConfigError(
+                "binary codes come flat or in hnsw (FAISS's IndexBinaryIVF cannot filter)"
+            )
+        if self.codes == "binary" and self.refine is None:
+            raise ConfigError("binary codes are always rescored: give refine='fp32' or 'fp16'")
+        if self.refine is not None and self.codes == "float":
+            raise ConfigError(
+                f"{self.structure} over float32 is exact already; +refine applies to "
+                "compressed codes (sq8, sq4, sqfp16, pq, binary)"
+            )
+        if self.refine not in (None, "fp32", "fp16"):
+            raise ConfigError(f"refine must be None, 'fp32' or 'fp16', got {self.refine!r}")
+        if self.fastscan and not (self.codes == "pq" and self.structure == "ivf"):
+            raise ConfigError("fast scan (fs) applies to ivf,pqMx4fs only")
+        if self.fastscan and self.nbits != 4:
+            raise ConfigError(f"fast-scan PQ codes have 4 bits, got x{self.nbits}")
+        if self.opq and not (self.codes == "pq" and self.structure == "ivf"):
+            raise ConfigError("opq rotates for ivf,pq only, e.g. opq,ivf1024,pq48")
+        _check_ranges(self)
+
+    # -- properties ---------------------------------------------------------------------
 
     @property
     def needs_training(self) -> bool:
-        """True for the IVF family (coarse quantizer and PQ/SQ codebooks are learnt)."""
-        return self.kind not in ("flat", "hnsw")
+        """True when something is learnt from data: IVF centroids, SQ ranges, PQ codebooks."""
+        return self.structure == "ivf" or self.codes in ("sq8", "sq4", "pq")
+
+    @property
+    def binary(self) -> bool:
+        return self.codes == "binary"
+
+    @property
+    def exact_storage(self) -> bool:
+        """True when the index keeps the float32 vectors themselves (flat, hnsw, ivf)."""
+        return self.codes == "float"
+
+    @property
+    def family(self) -> str:
+        """The spec without its numbers, e.g. ``"ivf,pq+refine"``, ``"binary+refine"``."""
+        codes = {"float": "", "fp16": "sqfp16", "pq": "pqfs" if self.fastscan else "pq"}
+        token = codes.get(self.codes, self.codes)
+        text = ",".join(filter(None, ["" if self.structure == "flat" and token else
+                                      self.structure, token]))  # fmt: skip
+        if self.opq:
+            text = f"opq,{text}"
+        return text + ("+refine" if self.refine else "")
 
     @property
     def canonical(self) -> str:
-        """The spec written in full, e.g. ``"ivf1024,pq48"`` (``ivf`` alone when nlist is auto)."""
-        ivf = f"ivf{self.nlist if self.nlist is not None else ''}"
-        if self.kind == "hnsw":
-            return f"hnsw{self.hnsw_m}"
-        if self.kind == "ivfpq":
+        """The spec written in full, e.g. ``"ivf1024,pq48+refine"`` (``ivf`` alone when
+        nlist is auto)."""
+        if self.structure == "hnsw":
+            head = f"hnsw{self.hnsw_m}"
+        elif self.structure == "ivf":
+            head = f"ivf{self.nlist if self.nlist is not None else ''}"
+        else:
+            head = "flat"
+        codes = self._codes_token()
+        if self.structure == "flat" and codes:
+            text = codes
+        else:
+            text = ",".join(filter(None, [head, codes]))
+        if self.opq:
+            text = f"opq,{text}"
+        suffix = {None: "", "fp32": "+refine", "fp16": "+refine16"}[self.refine]
+        return text + suffix
+
+    def _codes_token(self) -> str:
+        if self.codes == "pq":
             bits = "" if self.nbits == 8 else f"x{self.nbits}"
-            return f"{ivf},pq{self.pq_m}{bits}"
-        if self.kind == "ivfsq8":
-            return f"{ivf},sq8"
-        return ivf if self.kind == "ivf" else "flat"
+            return f"pq{self.pq_m}{bits}{'fs' if self.fastscan else ''}"
+        if self.codes == "fp16":
+            return "sqfp16"
+        return "" if self.codes == "float" else self.codes
+
+    # -- sizes --------------------------------------------------------------------------
 
     def resolve_nlist(self, n_train: int) -> int:
         """The number of IVF lists for ``n_train`` training vectors.
@@ -160,39 +221,108 @@ class DenseSpec:
         return min(max(auto, MIN_AUTO_NLIST), MAX_AUTO_NLIST)
 
     def min_train_size(self, n_train: int) -> int:
-        """The fewest training vectors FAISS accepts: ``max(nlist, 2**nbits for PQ)``; 0 if
-        no training is needed. (k-means needs at least one point per centroid.)"""
-        if not self.needs_training:
-            return 0
-        nlist = self.resolve_nlist(n_train)
-        return max(nlist, 2**self.nbits) if self.kind == "ivfpq" else nlist
+        """The fewest training vectors FAISS accepts: ``nlist`` for IVF, ``2**nbits`` for
+        PQ codebooks (the larger of the two), 1 for SQ ranges; 0 if nothing is learnt."""
+        need = [0]
+        if self.structure == "ivf":
+            need.append(self.resolve_nlist(n_train))
+        if self.codes == "pq":
+            need.append(2**self.nbits)
+        if self.codes in ("sq8", "sq4"):
+            need.append(1)
+        return max(need)
 
     def recommended_train_size(self, n_train: int) -> int:
-        """``39 * max(nlist, 2**nbits for PQ)``: below it FAISS k-means warns of poor centroids."""
+        """``39 * min_train_size``: below it FAISS k-means warns of poor centroids."""
         return POINTS_PER_CENTROID * self.min_train_size(n_train)
 
     def to_factory_string(self, d: int, n_train: int) -> str:
-        """The ``faiss.index_factory`` description for vectors of width ``d``.
+        """The ``faiss.index_factory`` description for vectors of width ``d`` (binary
+        codes are built by :mod:`ragfleet.index.binary`, not by the factory).
 
         Raises:
-            ConfigError: ``d < 1``, or the PQ sub-quantizer count does not divide ``d``.
+            ConfigError: ``d < 1``, binary codes (no factory string), or the PQ
+                sub-quantizer count does not divide ``d``.
         """
         if d < 1:
             raise ConfigError(f"vector dimension d must be >= 1, got {d}")
-        if self.kind == "flat":
-            return "Flat"
-        if self.kind == "hnsw":
-            return f"HNSW{self.hnsw_m}"
-        nlist = self.resolve_nlist(n_train)
-        if self.kind == "ivf":
-            return f"IVF{nlist},Flat"
-        if self.kind == "ivfsq8":
-            return f"IVF{nlist},SQ8"
+        if self.binary:
+            raise ConfigError("binary codes have no FAISS factory string; see index/binary.py")
+        codes = {"float": "Flat", **_SQ_FACTORY}.get(self.codes) or self._pq_factory(d)
+        if self.structure == "flat":
+            return codes
+        if self.structure == "hnsw":
+            return f"HNSW{self.hnsw_m}" + ("" if self.codes == "float" else f",{codes}")
+        ivf = f"IVF{self.resolve_nlist(n_train)},{codes}"
+        return f"OPQ{self.pq_m},{ivf}" if self.opq else ivf
+
+    def _pq_factory(self, d: int) -> str:
         if self.pq_m is None or d % self.pq_m != 0:
             divisors = [m for m in range(1, min(d, 96) + 1) if d % m == 0]
             raise ConfigError(
                 f"pq{self.pq_m} needs m to divide d={d}; choose m from {divisors[-6:]}"
             )
+        if self.fastscan:
+            return f"PQ{self.pq_m}x4fs"
         # "np": no polysemous training (an annealing of code ids for Hamming pre-filtering
-        # that we never use; it costs minutes on a few thousand vectors).
-        return f"IVF{nlist},PQ{self.pq_m}x{self.nbits}np"
+        # that we never use; it costs minutes on a few thousand vectors). HNSW's PQ
+        # storage takes no such flag.
+        return f"PQ{self.pq_m}x{self.nbits}" + ("np" if self.structure == "ivf" else "")
+
+    def with_nlist(self, nlist: int) -> DenseSpec:
+        return dataclasses.replace(self, nlist=nlist)
+
+
+def _unknown(spec: str) -> UnknownSpecError:
+    return UnknownSpecError(f"unknown dense index spec {spec!r}; expected one of: {GRAMMAR}")
+
+
+def _expand(tokens: list[str]) -> list[str]:
+    """``ivfpq48`` → ``ivf, pq48``; ``ivfsq8`` → ``ivf, sq8``; ``ivf,flat`` → ``ivf``."""
+    out: list[str] = []
+    for tok in tokens:
+        short = _SHORTHAND_RE.fullmatch(tok)
+        out.extend(["ivf", short.group("rest")] if short else [tok])
+    if len(out) == 2 and out[1] == "flat" and out[0] != "flat":
+        out = out[:1]
+    return out
+
+
+def _structure_fields(m: re.Match[str]) -> dict[str, Any]:
+    structure, n = m.group("s"), m.group("n")
+    if structure == "flat":
+        return {}
+    if structure == "hnsw":
+        return {"structure": "hnsw", "hnsw_m": DEFAULT_HNSW_M if n is None else int(n)}
+    return {"structure": "ivf", "nlist": None if n is None else int(n)}
+
+
+def _codes_fields(tokens: list[str], spec: str) -> dict[str, Any]:
+    if not tokens:
+        return {}
+    tok = tokens[0]
+    if tok in _SQ_TOKENS:
+        return {"codes": _SQ_TOKENS[tok]}
+    if tok == "binary":
+        return {"codes": "binary"}
+    pq = _PQ_RE.fullmatch(tok)
+    if pq is None:
+        raise _unknown(spec)
+    nbits = pq.group("nbits")
+    return {
+        "codes": "pq",
+        "pq_m": int(pq.group("m")),
+        "nbits": 4 if nbits is None and pq.group("fs") else 8 if nbits is None else int(nbits),
+        "fastscan": pq.group("fs") is not None,
+    }
+
+
+def _check_ranges(spec: DenseSpec) -> None:
+    if spec.hnsw_m is not None and not 2 <= spec.hnsw_m <= 512:
+        raise ConfigError(f"hnsw M must be in [2, 512], got {spec.hnsw_m}")
+    if spec.nlist is not None and not 1 <= spec.nlist <= 1 << 24:
+        raise ConfigError(f"ivf nlist must be in [1, 2**24], got {spec.nlist}")
+    if spec.pq_m is not None and spec.pq_m < 1:
+        raise ConfigError(f"pq sub-quantizers m must be >= 1, got {spec.pq_m}")
+    if not 1 <= spec.nbits <= 16:
+        raise ConfigError(f"pq nbits must be in [1, 16], got {spec.nbits}")

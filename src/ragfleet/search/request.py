@@ -14,6 +14,10 @@ Bounds (each violation is an :class:`~ragfleet.errors.InputError` naming the lim
   memory stays bounded by the collection, not by the request);
 * ``1 <= ef_search <= MAX_EF_SEARCH``, ``1 <= nprobe <= MAX_NPROBE``;
 * ``0 < timeout_ms <= MAX_TIMEOUT_MS``;
+* ``1 <= oversample <= MAX_OVERSAMPLE`` and ``rescore`` true or false — compressed
+  ``+refine`` specs take ``ceil(depth · oversample)`` candidates from their codes per shard
+  and rescore them from the full-precision vectors on disk (``rescore=False``: the codes'
+  own scores); other specs ignore both;
 * a filter nested at most ``MAX_FILTER_DEPTH`` deep with at most ``MAX_FILTER_TERMS``
   conditions and values (see :mod:`ragfleet.search.filters`).
 """
@@ -37,10 +41,14 @@ MAX_DEPTH = 100_000
 MAX_EF_SEARCH = 65_536
 MAX_NPROBE = 65_536
 MAX_TIMEOUT_MS = 3_600_000.0
+MAX_OVERSAMPLE = 100.0
 MODES: tuple[Mode, ...] = ("dense", "sparse", "hybrid")
 
 #: The names of the fields a caller may set (what ``search(query, **params)`` accepts).
-FIELDS = ("k", "mode", "depth", "filter", "ef_search", "nprobe", "unique_docs", "timeout_ms")
+FIELDS = (
+    "k", "mode", "depth", "filter", "ef_search", "nprobe", "unique_docs", "timeout_ms",
+    "oversample", "rescore",
+)  # fmt: skip
 
 
 def _bounded_int(name: str, value: object, hi: int) -> int | None:
@@ -65,6 +73,8 @@ class SearchRequest:
     nprobe: int | None = None
     unique_docs: bool = False
     timeout_ms: float | None = None
+    oversample: float | None = None
+    rescore: bool | None = None
 
     def __post_init__(self) -> None:
         _bounded_int("k", self.k, MAX_K)
@@ -81,6 +91,14 @@ class SearchRequest:
                 raise InputError(f"timeout_ms must be a number, got {t!r}")
             if not 0 < t <= MAX_TIMEOUT_MS:
                 raise InputError(f"timeout_ms must be > 0 and <= {MAX_TIMEOUT_MS:,.0f}, got {t}")
+        if self.oversample is not None:
+            o = self.oversample
+            if isinstance(o, bool) or not isinstance(o, int | float) or not math.isfinite(o):
+                raise InputError(f"oversample must be a number, got {o!r}")
+            if not 1 <= o <= MAX_OVERSAMPLE:
+                raise InputError(f"oversample must be between 1 and {MAX_OVERSAMPLE:g}, got {o}")
+        if self.rescore is not None and not isinstance(self.rescore, bool):
+            raise InputError(f"rescore must be true or false, got {self.rescore!r}")
         if self.filter is not None:
             canonical = _canonical_filter(self.filter)
             compile_filter(canonical)  # raises on a malformed or oversized filter

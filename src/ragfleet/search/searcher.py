@@ -86,6 +86,8 @@ class Searcher:
             where=where,
             ef_search=req.ef_search,
             nprobe=req.nprobe,
+            oversample=req.oversample,
+            rescore=req.rescore,
         )
         targets = self._targets(vectors)
         with timings.stage("search"):

@@ -14,6 +14,7 @@ MAX_K = 1000
 MAX_QUERY_CHARS = 8192
 MAX_DEPTH = 10_000
 MAX_TIMEOUT_MS = 60_000.0
+MAX_OVERSAMPLE = 100.0
 MAX_BATCH_DOCS = 10_000
 MAX_DOC_ID_CHARS = 512
 MAX_EF_SEARCH = 65_536
@@ -40,6 +41,13 @@ class SearchBody(_Strict):
     nprobe: int | None = Field(None, ge=1, le=MAX_NPROBE)
     unique_docs: bool = False
     timeout_ms: float | None = Field(None, gt=0, le=MAX_TIMEOUT_MS)
+    oversample: float | None = Field(
+        None, ge=1, le=MAX_OVERSAMPLE,
+        description="+refine specs: candidates per hit rescored from the on-disk vectors",
+    )  # fmt: skip
+    rescore: bool | None = Field(
+        None, description="+refine specs: false ranks by the compressed codes alone"
+    )
 
 
 class AskBody(_Strict):

@@ -38,13 +38,40 @@ def pinned(onnx_encoder: Encoder) -> EmbeddingContract:
     return contract.with_probes(onnx_encoder)
 
 
-def test_fingerprint_is_sha256_of_canonical_json_without_probes() -> None:
-    fields = {f.name: getattr(BASE, f.name) for f in dataclasses.fields(BASE)}
-    del fields["probes"]
+def _sha(fields: dict[str, Any]) -> str:
     canon = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    assert BASE.fingerprint() == hashlib.sha256(canon.encode()).hexdigest()[:16]
+    return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+def test_fingerprint_is_sha256_of_canonical_json_without_probes() -> None:
+    """Without probes; ``truncate_dim`` and ``precision`` (added later) only when they
+    differ from their defaults, so that older collections keep their fingerprint."""
+    fields = {f.name: getattr(BASE, f.name) for f in dataclasses.fields(BASE)}
+    for later in ("probes", "truncate_dim", "precision"):
+        del fields[later]
+    assert BASE.fingerprint() == _sha(fields)
     with_probe = dataclasses.replace(BASE, probes=(("x", (1.0, 0.0, 0.0)),))
     assert with_probe.fingerprint() == BASE.fingerprint()
+    cut = dataclasses.replace(BASE, truncate_dim=2, precision="fp16")
+    assert cut.fingerprint() == _sha({**fields, "truncate_dim": 2, "precision": "fp16"})
+
+
+def test_fingerprint_of_a_contract_written_before_truncation_and_precision() -> None:
+    """A collection.json contract of the previous format (no truncate_dim, no precision)
+    reads back with its stored fingerprint."""
+    old = {k: v for k, v in BASE.to_dict().items() if k not in ("truncate_dim", "precision")}
+    assert old["fingerprint"] == BASE.fingerprint()
+    assert EmbeddingContract.from_dict(old) == BASE
+
+
+def test_truncation_and_precision_are_checked() -> None:
+    with pytest.raises(ConfigError, match="truncate_dim must be in"):
+        dataclasses.replace(BASE, truncate_dim=3)
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        dataclasses.replace(BASE, precision="int8")
+    with pytest.raises(ConfigError, match="vectors have 2"):  # probes are truncated vectors
+        dataclasses.replace(BASE, truncate_dim=2, probes=(("x", (1.0, 0.0, 0.0)),))
+    assert dataclasses.replace(BASE, truncate_dim=2).vector_dim == 2 and BASE.vector_dim == 3
 
 
 @pytest.mark.parametrize(
@@ -59,6 +86,8 @@ def test_fingerprint_is_sha256_of_canonical_json_without_probes() -> None:
         {"query_prefix": "query: "},
         {"document_prefix": "passage: "},
         {"chunker": "window:128:16"},
+        {"truncate_dim": 2},
+        {"precision": "fp16"},
     ],
 )
 def test_every_field_but_probes_changes_the_fingerprint(change: dict[str, Any]) -> None:
@@ -172,9 +201,32 @@ def test_probes_alone_refuse_the_nearest_other_model(
     pinned.verify(onnx_encoder)  # while the collection's own probes pass
 
 
-def test_model_fields_are_every_field_but_chunker_and_probes() -> None:
+def test_model_fields_are_every_field_but_the_collections_and_probes() -> None:
     names = {f.name for f in dataclasses.fields(EmbeddingContract)}
-    assert set(MODEL_FIELDS) == names - {"chunker", "probes"}
+    assert set(MODEL_FIELDS) == names - {"chunker", "precision", "probes"}
+
+
+@pytest.mark.model
+def test_a_truncated_collection_refuses_an_untruncated_encoder_and_back(
+    onnx_encoder: Encoder,
+) -> None:
+    """Truncation is a model field: a collection whose vectors are cut to 128 dimensions
+    refuses the full encoder (its queries would not be comparable), a full collection
+    refuses the truncated one; precision is the collection's and never refuses."""
+    from ragfleet.embed.truncate import TruncatedEncoder
+
+    cut = TruncatedEncoder(onnx_encoder, 128)
+    pinned = dataclasses.replace(cut.contract, chunker="sentence:256:32", precision="fp16")
+    pinned = pinned.with_probes(cut)
+    assert all(len(v) == 128 for _, v in pinned.probes)
+    pinned.verify(cut)
+    with pytest.raises(EmbeddingContractError, match="truncate_dim: 128 != 0"):
+        pinned.verify(onnx_encoder)
+    full = dataclasses.replace(onnx_encoder.contract, chunker="sentence:256:32").with_probes(
+        onnx_encoder
+    )
+    with pytest.raises(EmbeddingContractError, match="truncate_dim: 0 != 128"):
+        full.verify(cut)
 
 
 @pytest.mark.model

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from typer.testing import CliRunner
 from ragfleet.cli.bench import register
 from ragfleet.errors import InputError
 from ragfleet.eval.ann import (
+    EF_SWEEP,
+    OVERSAMPLE_SWEEP,
     SweepConfig,
     default_specs,
     exact_search,
@@ -24,7 +27,8 @@ from ragfleet.eval.ann import (
     run_sweep,
     sweep_points,
 )
-from ragfleet.index.dense import DenseIndex
+from ragfleet.index.dense import DEFAULT_OVERSAMPLE, DenseIndex
+from ragfleet.index.specs import DenseSpec
 
 
 def test_recall_formula_by_hand() -> None:
@@ -65,14 +69,31 @@ def test_exact_search_matches_numpy(metric: str) -> None:
 
 
 def test_default_specs_and_sweep_points() -> None:
-    assert default_specs(384) == ["flat", "hnsw32", "ivf", "ivfpq48"]
-    assert default_specs(784)[-1] == "ivfpq98"  # 784 / 98 = 8 dims per sub-quantizer
+    assert default_specs(384) == [
+        "flat", "hnsw32", "ivf", "ivf,pq48", "ivf,pq48+refine", "opq,ivf,pq48+refine",
+        "ivf,pq96x4fs+refine", "sq8", "sq4+refine", "hnsw32,sq8", "binary", "hnsw32,binary",
+    ]  # fmt: skip
+    assert "ivf,pq98" in default_specs(784)  # 784 / 98 = 8 dims per sub-quantizer
+    assert "binary" not in default_specs(30)  # 30 bits do not pack into bytes
+    for spec in default_specs(384):  # every family, all parse
+        DenseSpec.parse(spec)
     assert sweep_points(DenseIndex("flat", 4)) == [{}]
     hnsw = sweep_points(DenseIndex("hnsw8", 4))
     assert hnsw == [{"ef_search": ef} for ef in (16, 32, 64, 128, 256, 512)]
     ivf = DenseIndex("ivf16", 4)
     ivf.train(np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32))
     assert sweep_points(ivf) == [{"nprobe": p} for p in (1, 2, 4, 8)]  # up to nlist / 2
+    # +refine specs: the structure's sweep at the default oversample, then the oversample
+    # sweep at efSearch 128 / nprobe 16
+    sq = DenseIndex("sq8+refine", 4)
+    default = DEFAULT_OVERSAMPLE["sq8"]
+    others = [o for o in OVERSAMPLE_SWEEP if o != default]
+    assert sweep_points(sq) == [{"oversample": default}] + [{"oversample": o} for o in others]
+    binary = sweep_points(DenseIndex("hnsw8,binary", 8))
+    default = DEFAULT_OVERSAMPLE["binary"]
+    others = [o for o in OVERSAMPLE_SWEEP if o != default]
+    assert binary[:6] == [{"ef_search": ef, "oversample": default} for ef in EF_SWEEP]
+    assert binary[6:] == [{"ef_search": 128, "oversample": o} for o in others]
 
 
 def tiny_dataset(folder: Path, n: int = 600, d: int = 8, nq: int = 12) -> None:
@@ -153,3 +174,26 @@ def test_paired_times_attribute_each_call_to_its_side() -> None:
     assert np.all(ta >= 0.002 / 2) and np.all(tb < 0.001)
     with pytest.raises(InputError, match="no queries"):
         paired_times(lambda x: None, lambda x: None, [], 1, 0.0)
+
+
+def test_cli_without_index_sweeps_every_family_with_bytes_per_vector(tmp_path: Path) -> None:
+    """No ``--index``: one spec of every family (compressed ones included) in results.json,
+    each run with its RAM and disk bytes per vector — ``+refine`` specs hold the float32
+    vectors (``4·d`` bytes) on disk beside their codes, flat holds ``4·d`` in both."""
+    d = 16
+    tiny_dataset(tmp_path / "data", n=3000, d=d, nq=4)
+    out = tmp_path / "out"
+    args = ["bench", "ann", str(tmp_path / "data"), "--min-time", "0", "--pairs", "2"]
+    result = CliRunner().invoke(cli(), [*args, "--out", str(out), "--queries", "4"])
+    assert result.exit_code == 0, result.output
+    runs = json.loads((out / "results.json").read_text())
+    specs = list(dict.fromkeys(r["spec"] for r in runs))
+    unsized = [re.sub(r"ivf\d+", "ivf", s) for s in specs]  # nlist is chosen at train time
+    assert unsized == [DenseSpec.parse(s).canonical for s in default_specs(d)]
+    assert {"binary+refine", "sq8"} <= set(specs) and any("+refine" in s for s in specs)
+    for r in runs:
+        assert r["ram_bytes_per_vector"] > 0 and r["disk_bytes_per_vector"] > 0, r
+        if "+refine" in r["spec"]:
+            assert r["disk_bytes_per_vector"] >= 4 * d, r
+    flat = next(r for r in runs if r["spec"] == "flat")
+    assert flat["ram_bytes_per_vector"] == flat["disk_bytes_per_vector"] == 4 * d

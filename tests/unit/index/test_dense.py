@@ -177,7 +177,7 @@ def test_atomic_path_failure_keeps_old_file_and_removes_temp(tmp_path: Path) -> 
 
 def test_load_rejects_an_index_the_grammar_cannot_say(tmp_path: Path) -> None:
     faiss = pytest.importorskip("faiss")
-    faiss.write_index(faiss.index_factory(D, "HNSW8,SQ8"), str(tmp_path / "sq.faiss"))
+    faiss.write_index(faiss.index_factory(D, "PCA4,Flat"), str(tmp_path / "sq.faiss"))
     with pytest.raises(CollectionError, match="unsupported FAISS index"):
         DenseIndex.load(tmp_path / "sq.faiss")
 

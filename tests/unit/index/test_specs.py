@@ -12,52 +12,117 @@ from ragfleet.errors import ConfigError, UnknownSpecError
 from ragfleet.index.specs import GRAMMAR, DenseSpec
 
 
+def ivf(**kw: object) -> DenseSpec:
+    return DenseSpec("ivf", **kw)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("flat", DenseSpec("flat")),
-        ("FLAT", DenseSpec("flat")),
+        ("flat", DenseSpec()),
+        ("FLAT", DenseSpec()),
         ("hnsw", DenseSpec("hnsw", hnsw_m=32)),
         ("hnsw16", DenseSpec("hnsw", hnsw_m=16)),
-        ("ivf", DenseSpec("ivf")),
-        ("ivf1024", DenseSpec("ivf", nlist=1024)),
-        ("ivf1024,flat", DenseSpec("ivf", nlist=1024)),
-        ("ivf1024,pq48", DenseSpec("ivfpq", nlist=1024, pq_m=48)),
-        (" IVF1024 , PQ48 ", DenseSpec("ivfpq", nlist=1024, pq_m=48)),
-        ("ivf,pq16x4", DenseSpec("ivfpq", pq_m=16, nbits=4)),
-        ("ivfpq48", DenseSpec("ivfpq", pq_m=48)),
-        ("ivfpq8x6", DenseSpec("ivfpq", pq_m=8, nbits=6)),
-        ("ivfsq8", DenseSpec("ivfsq8")),
-        ("ivf256,sq8", DenseSpec("ivfsq8", nlist=256)),
+        ("ivf", ivf()),
+        ("ivf1024", ivf(nlist=1024)),
+        ("ivf1024,flat", ivf(nlist=1024)),
+        ("ivf1024,pq48", ivf(codes="pq", nlist=1024, pq_m=48)),
+        (" IVF1024 , PQ48 ", ivf(codes="pq", nlist=1024, pq_m=48)),
+        ("ivf,pq16x4", ivf(codes="pq", pq_m=16, nbits=4)),
+        ("ivfpq48", ivf(codes="pq", pq_m=48)),
+        ("ivfpq8x6", ivf(codes="pq", pq_m=8, nbits=6)),
+        ("ivfsq8", ivf(codes="sq8")),
+        ("ivf256,sq8", ivf(codes="sq8", nlist=256)),
+        ("ivf64,sq4", ivf(codes="sq4", nlist=64)),
+        ("ivf,sqfp16", ivf(codes="fp16")),
+        ("ivf,pq96fs", ivf(codes="pq", pq_m=96, nbits=4, fastscan=True)),
+        ("ivf,pq96x4fs+refine", ivf(codes="pq", pq_m=96, nbits=4, fastscan=True, refine="fp32")),
+        ("ivf,pq48+refine16", ivf(codes="pq", pq_m=48, refine="fp16")),
+        ("opq,ivf,pq48+refine", ivf(codes="pq", pq_m=48, opq=True, refine="fp32")),
+        ("opq48,ivf,pq48", ivf(codes="pq", pq_m=48, opq=True)),
+        ("sq8", DenseSpec(codes="sq8")),
+        ("sq4+refine", DenseSpec(codes="sq4", refine="fp32")),
+        ("sqfp16", DenseSpec(codes="fp16")),
+        ("binary", DenseSpec(codes="binary", refine="fp32")),
+        ("binary+refine16", DenseSpec(codes="binary", refine="fp16")),
+        ("hnsw16,sq8", DenseSpec("hnsw", "sq8", hnsw_m=16)),
+        ("hnsw32,pq48+refine", DenseSpec("hnsw", "pq", hnsw_m=32, pq_m=48, refine="fp32")),
+        ("hnsw32,binary", DenseSpec("hnsw", "binary", hnsw_m=32, refine="fp32")),
     ],
 )
 def test_parse_grammar(text: str, expected: DenseSpec) -> None:
     assert DenseSpec.parse(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "hnswx", "ivf-3", "pq48", "ivf,pq", "lsh", "ivf64,sq4"])
+@pytest.mark.parametrize(
+    "text", ["", "hnswx", "ivf-3", "ivf,pq", "lsh", "flat12", "sq8+foo", "ivf,sq2", "sq8,,"]
+)
 def test_unknown_spec_lists_the_grammar(text: str) -> None:
     with pytest.raises(UnknownSpecError) as info:
         DenseSpec.parse(text)
     assert GRAMMAR in str(info.value) and repr(text) in str(info.value)
 
 
-@pytest.mark.parametrize("text", ["hnsw1", "hnsw1000", "ivf0", "ivfpq0", "ivfpq8x0", "ivfpq8x17"])
-def test_out_of_range_numbers_are_config_errors(text: str) -> None:
-    with pytest.raises(ConfigError):
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("hnsw1", "M must be"),
+        ("hnsw1000", "M must be"),
+        ("ivf0", "nlist"),
+        ("ivfpq0", "sub-quantizers"),
+        ("ivfpq8x0", "nbits"),
+        ("ivfpq8x17", "nbits"),
+        ("pq48", "ivf or hnsw structure"),
+        ("flat+refine", "exact already"),
+        ("hnsw32+refine", "exact already"),
+        ("ivf,binary", "IndexBinaryIVF cannot filter"),
+        ("ivf,pq48x8fs", "4 bits"),
+        ("opq,ivf,sq8", "opq rotates for ivf,pq only"),
+        ("opq16,ivf,pq48", "must rotate for the pq"),
+    ],
+)
+def test_inconsistent_specs_are_config_errors_saying_why(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
         DenseSpec.parse(text)
 
 
+nlists = st.none() | st.integers(1, 1 << 20)
+refines = st.sampled_from([None, "fp32", "fp16"])
 specs = st.one_of(
-    st.just(DenseSpec("flat")),
+    st.just(DenseSpec()),
     st.builds(lambda m: DenseSpec("hnsw", hnsw_m=m), st.integers(2, 512)),
-    st.builds(lambda n: DenseSpec("ivf", nlist=n), st.none() | st.integers(1, 1 << 20)),
-    st.builds(lambda n: DenseSpec("ivfsq8", nlist=n), st.none() | st.integers(1, 1 << 20)),
+    st.builds(lambda n: ivf(nlist=n), nlists),
     st.builds(
-        lambda n, m, b: DenseSpec("ivfpq", nlist=n, pq_m=m, nbits=b),
-        st.none() | st.integers(1, 1 << 20),
+        lambda s, c, m, r: DenseSpec(s, c, hnsw_m=m if s == "hnsw" else None, refine=r),
+        st.sampled_from(["flat", "hnsw"]),
+        st.sampled_from(["sq8", "sq4", "fp16"]),
+        st.integers(2, 512),
+        refines,
+    ),
+    st.builds(
+        lambda n, c, r: ivf(codes=c, nlist=n, refine=r),
+        nlists,
+        st.sampled_from(["sq8", "sq4", "fp16"]),
+        refines,
+    ),
+    st.builds(
+        lambda n, m, b, o, r: ivf(codes="pq", nlist=n, pq_m=m, nbits=b, opq=o, refine=r),
+        nlists,
         st.integers(1, 128),
         st.integers(1, 16),
+        st.booleans(),
+        refines,
+    ),
+    st.builds(
+        lambda n, m: ivf(codes="pq", nlist=n, pq_m=m, nbits=4, fastscan=True),
+        nlists,
+        st.integers(1, 128),
+    ),
+    st.builds(
+        lambda s, m, r: DenseSpec(s, "binary", hnsw_m=m if s == "hnsw" else None, refine=r),
+        st.sampled_from(["flat", "hnsw"]),
+        st.integers(2, 512),
+        st.sampled_from(["fp32", "fp16"]),
     ),
 )
 
@@ -67,22 +132,44 @@ def test_canonical_round_trips(spec: DenseSpec) -> None:
     assert DenseSpec.parse(spec.canonical) == spec
 
 
+@pytest.mark.parametrize(
+    ("text", "family"),
+    [
+        ("flat", "flat"),
+        ("hnsw16", "hnsw"),
+        ("ivf1024,pq48+refine", "ivf,pq+refine"),
+        ("ivf,pq96fs+refine16", "ivf,pqfs+refine"),
+        ("opq,ivf,pq48", "opq,ivf,pq"),
+        ("sq8", "sq8"),
+        ("binary", "binary+refine"),
+        ("hnsw32,binary", "hnsw,binary+refine"),
+    ],
+)
+def test_family_drops_the_numbers(text: str, family: str) -> None:
+    assert DenseSpec.parse(text).family == family
+
+
 @given(st.integers(0, 10**9))
 def test_auto_nlist_is_clamped_four_sqrt_n(n: int) -> None:
-    assert DenseSpec("ivf").resolve_nlist(n) == min(max(round(4 * math.sqrt(n)), 16), 65536)
-    assert DenseSpec("ivf", nlist=77).resolve_nlist(n) == 77
+    assert ivf().resolve_nlist(n) == min(max(round(4 * math.sqrt(n)), 16), 65536)
+    assert ivf(nlist=77).resolve_nlist(n) == 77
 
 
 def test_training_sizes() -> None:
-    assert DenseSpec("flat").min_train_size(10) == 0
+    assert DenseSpec().min_train_size(10) == 0
     assert DenseSpec("hnsw", hnsw_m=32).recommended_train_size(10) == 0
-    assert DenseSpec("ivf", nlist=100).min_train_size(1) == 100
-    assert DenseSpec("ivf", nlist=100).recommended_train_size(1) == 39 * 100
-    assert DenseSpec("ivfpq", nlist=64, pq_m=8).min_train_size(1) == 2**8
-    assert DenseSpec("ivfpq", nlist=1024, pq_m=8, nbits=4).min_train_size(1) == 1024
+    assert ivf(nlist=100).min_train_size(1) == 100
+    assert ivf(nlist=100).recommended_train_size(1) == 39 * 100
+    assert ivf(codes="pq", nlist=64, pq_m=8).min_train_size(1) == 2**8
+    assert ivf(codes="pq", nlist=1024, pq_m=8, nbits=4).min_train_size(1) == 1024
+    assert DenseSpec("hnsw", "pq", hnsw_m=16, pq_m=8).min_train_size(1) == 2**8
     n = 10_000
-    assert DenseSpec("ivfsq8").min_train_size(n) == round(4 * math.sqrt(n))
-    assert DenseSpec("ivf").needs_training and not DenseSpec("flat").needs_training
+    assert ivf(codes="sq8").min_train_size(n) == round(4 * math.sqrt(n))
+    assert DenseSpec(codes="sq8").min_train_size(n) == 1
+    assert ivf().needs_training and not DenseSpec().needs_training
+    assert DenseSpec.parse("sq4").needs_training and DenseSpec.parse("hnsw32,pq8").needs_training
+    for text in ("sqfp16", "binary", "hnsw32,binary", "hnsw16,sqfp16"):
+        assert not DenseSpec.parse(text).needs_training, text
 
 
 @pytest.mark.parametrize(
@@ -94,6 +181,15 @@ def test_training_sizes() -> None:
         ("ivf", "IVF400,Flat"),  # 4 * sqrt(10_000)
         ("ivf64,pq8", "IVF64,PQ8x8np"),
         ("ivfsq8", "IVF400,SQ8"),
+        ("ivf64,sq4+refine", "IVF64,SQ4"),
+        ("ivf64,sqfp16", "IVF64,SQfp16"),
+        ("ivf64,pq16fs+refine", "IVF64,PQ16x4fs"),
+        ("opq,ivf64,pq8", "OPQ8,IVF64,PQ8x8np"),
+        ("sq8", "SQ8"),
+        ("sq4", "SQ4"),
+        ("sqfp16", "SQfp16"),
+        ("hnsw16,sq8", "HNSW16,SQ8"),
+        ("hnsw16,pq8x4", "HNSW16,PQ8x4"),
     ],
 )
 def test_factory_strings_build_in_faiss(text: str, factory: str) -> None:
@@ -102,40 +198,30 @@ def test_factory_strings_build_in_faiss(text: str, factory: str) -> None:
     assert faiss.index_factory(32, factory).d == 32
 
 
-def test_pq_must_divide_d() -> None:
+def test_pq_must_divide_d_and_binary_has_no_factory_string() -> None:
     with pytest.raises(ConfigError, match=r"divide d=30.*\[.*15"):
         DenseSpec.parse("ivfpq8").to_factory_string(30, 10_000)
     with pytest.raises(ConfigError, match="dimension"):
         DenseSpec.parse("flat").to_factory_string(0, 10)
+    with pytest.raises(ConfigError, match="no FAISS factory string"):
+        DenseSpec.parse("binary").to_factory_string(32, 10)
 
 
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"kind": "lsh"},
-        {"kind": "hnsw"},
-        {"kind": "flat", "hnsw_m": 32},
-        {"kind": "ivfpq", "nlist": 64},
-        {"kind": "ivf", "pq_m": 8},
-        {"kind": "flat", "nlist": 64},
+        {"structure": "lsh"},
+        {"codes": "lsh"},
+        {"structure": "hnsw"},
+        {"hnsw_m": 32},
+        {"structure": "ivf", "codes": "pq"},
+        {"structure": "ivf", "pq_m": 8},
+        {"nlist": 64},
+        {"codes": "binary"},  # binary codes need refine
+        {"codes": "sq8", "refine": "fp8"},
+        {"structure": "ivf", "codes": "sq8", "fastscan": True},
     ],
 )
 def test_inconsistent_direct_construction_is_rejected(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         DenseSpec(**kwargs)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize("text", ["flat", "hnsw16", "ivf8", "ivf8,pq4", "ivf8,pq4x6", "ivf8,sq8"])
-@pytest.mark.parametrize("metric", ["METRIC_L2", "METRIC_INNER_PRODUCT"])
-def test_of_faiss_index_inverts_the_factory(text: str, metric: str) -> None:
-    faiss = pytest.importorskip("faiss")
-    spec = DenseSpec.parse(text)
-    index = faiss.index_factory(16, spec.to_factory_string(16, 1000), getattr(faiss, metric))
-    assert DenseSpec.of_faiss_index(faiss, index) == spec
-
-
-@pytest.mark.parametrize("factory", ["HNSW16,SQ8", "IVF8,SQ4", "LSH", "PQ4"])
-def test_of_faiss_index_rejects_what_the_grammar_cannot_say(factory: str) -> None:
-    faiss = pytest.importorskip("faiss")
-    with pytest.raises(ConfigError, match="unsupported FAISS index"):
-        DenseSpec.of_faiss_index(faiss, faiss.index_factory(16, factory))
