@@ -65,7 +65,10 @@ class EmbeddingContract:
     file), ``dim``, ``max_seq_length`` (tokens, longer inputs are truncated), ``pooling``,
     ``normalize`` (unit L2 norm), ``query_prefix`` and ``document_prefix`` (prepended to
     each text of that kind). ``chunker`` is the chunker spec of the collection (``""`` on an
-    encoder's own contract); ``probes`` are ``(text, vector)`` pairs recorded at build time.
+    encoder's own contract); ``token_vectors`` is the token codec of a collection that
+    stores token vectors for late interaction (``""``: none; left out of the fingerprint
+    when empty, so contracts from before it keep theirs); ``probes`` are ``(text, vector)``
+    pairs recorded at build time.
     """
 
     model_id: str
@@ -78,6 +81,7 @@ class EmbeddingContract:
     document_prefix: str = ""
     chunker: str = ""
     probes: tuple[Probe, ...] = ()
+    token_vectors: str = ""
 
     def __post_init__(self) -> None:
         if not self.model_id:
@@ -180,10 +184,15 @@ class EmbeddingContract:
                 )
 
     def _fields(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if not out["token_vectors"]:
+            del out["token_vectors"]
+        return out
 
     def _check_fingerprint(self, encoder: Encoder) -> None:
-        theirs = dataclasses.replace(encoder.contract, chunker=self.chunker, probes=())
+        theirs = dataclasses.replace(
+            encoder.contract, chunker=self.chunker, probes=(), token_vectors=self.token_vectors
+        )
         if theirs.fingerprint() == self.fingerprint():
             return
         diffs = [

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ragfleet.index.rwlock import RWLock
     from ragfleet.index.shard_query import CheckpointPolicy
     from ragfleet.index.sparse.bm25 import BM25Index
+    from ragfleet.index.tokens import TokenStore
     from ragfleet.index.wal import WriteAheadLog
 
 log = logging.getLogger("ragfleet.index.shard")
@@ -57,6 +58,7 @@ class ShardCheckpoints:
     docstore: DocStore
     rows: RowTable
     wal: WriteAheadLog
+    tokens: TokenStore | None
     _lock: RWLock
     _seq: int
     _checkpoint_no: int
@@ -139,6 +141,13 @@ class ShardCheckpoints:
             self.dense.save(files["dense"])
             faults.point("checkpoint.sparse")
             self.sparse.save(files["sparse"])
+            carried = {}
+            if self.tokens is not None:  # token segments: the new rows only, old ones carried
+                faults.point("checkpoint.tokens")
+                carried = dict(self.tokens.entries)
+                segment = self.tokens.write_segment(self.path, no)
+                if segment is not None:
+                    files[segment[0]] = segment[1]
             manifest = ShardManifest(
                 shard_id=self.shard_id,
                 generation=no,
@@ -146,6 +155,7 @@ class ShardCheckpoints:
                 n_live=self.rows.n_live,
                 contract_fingerprint=self.fingerprint,
                 checkpoint_seq=self._seq,
+                files=carried,
             )
             manifest = commit_checkpoint(self.path, files, manifest)
         except BaseException as e:
@@ -157,6 +167,8 @@ class ShardCheckpoints:
         self._checkpoint_seq = self._seq
         self._pending_bytes = self._pending_batches = 0
         self.docstore.committed(n_rows)
+        if self.tokens is not None:
+            self.tokens.committed(self.path, manifest.files)
         faults.point("checkpoint.committed")
         gc_unreferenced(self.path, manifest)
         self.wal.truncate_through(self._seq)

@@ -186,4 +186,9 @@ class ShardReads:
             "checkpoint_seq": self._checkpoint_seq,
             "read_only": self.read_only,
             "needs_training": self.dense.needs_training and not self.dense.is_trained,
+            **self.token_stats(),
         }
+
+    def token_stats(self) -> dict[str, object]:
+        """Token-vector counts (:class:`~ragfleet.index.shard_tokens.ShardTokens`)."""
+        return {}
