@@ -86,9 +86,28 @@ class LateInteraction:
     def has_token_vectors(self) -> bool:
         return bool(self.config.tokens.enabled)
 
+    def token_vector_stats(self, shards: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+        """Bytes per token and per chunk of the stored token vectors (``ragfleet stats``),
+        from the shards' stats; ``None`` without them."""
+        if not self.config.tokens.enabled:
+            return None
+        tokens = sum(int(s.get("tokens", 0)) for s in shards)
+        nbytes = sum(int(s.get("token_bytes", 0)) for s in shards)
+        rows = sum(int(s.get("token_rows", 0)) for s in shards)
+        return {
+            "codec": self.config.tokens.codec,
+            "tokens": tokens,
+            "bytes": nbytes,
+            "bytes_per_token": nbytes / tokens if tokens else 0.0,
+            "bytes_per_chunk": nbytes / rows if rows else 0.0,
+            "tokens_per_chunk": tokens / rows if rows else 0.0,
+        }
+
     def query_tokens(self, query: str) -> npt.NDArray[np.float32]:
         """The query's unit token vectors, from its search's encoder pass when it ran."""
         enc = self.searcher.encoder
+        while not isinstance(enc, TokenCapture) and getattr(enc, "inner", None) is not None:
+            enc = enc.inner  # under a micro-batcher (serve)
         if not isinstance(enc, TokenCapture):
             raise InputError(
                 "this collection stores no token vectors; rebuild it with --token-vectors "

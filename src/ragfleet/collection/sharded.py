@@ -83,4 +83,5 @@ class ShardedRetriever(LateInteraction, RetrieverBase):
             "created": self.info.created,
             "read_only": self.read_only,
             "search": dataclasses.asdict(self.config.search),
+            "token_vectors": self.token_vector_stats(shards),
         }
