@@ -136,3 +136,20 @@ def test_records_without_tokens_are_refused_where_they_are_stored(col: Any) -> N
         col.shards[0].apply([ChunkRecord.of(rec, np.ones(384))])
     with pytest.raises(InputError, match="bytes per token"):
         col.shards[0].apply([ChunkRecord.of(rec, np.ones(384), tokens=np.zeros((2, 9), np.uint8))])
+
+
+def test_the_pipeline_learns_the_late_stage_cost(col: Any) -> None:
+    from ragfleet.pipeline import Pipeline, PipelineConfig
+    from ragfleet.rerank.base import RerankConfig
+
+    rr = LateReranker(col, RerankConfig(candidates=20, batch_size=64))
+    p = Pipeline(col, rr, config=PipelineConfig(k=20, rerank_candidates=20))
+    assert not p.costs.observed("rerank")
+    r = p.warm_up(Q)
+    assert p.costs.observed("rerank") and r.timings_ms["rerank"] > 0
+    r = p.ask(Q, budget_ms=60_000)
+    assert "rerank" not in r.degraded and all("rerank" in h.scores for h in r.hits)
+    assert p.rerank_plan(60_000, 20) == (20, "")
+    per_candidate = p.costs.estimate("rerank")
+    n, note = p.rerank_plan(p.costs.estimate("generate") + 10.5 * per_candidate, 20)
+    assert n == 10 and "shortened" in note  # the planner cuts by the learned cost
