@@ -134,7 +134,8 @@ class LateInteraction:
             else:
                 blocks = self.shards[shard].token_blocks(ids)
                 codec = TokenCodec(blocks.codec, self.encoder.dim)
-                scores = maxsim_batch(q, codec.decode(blocks.codes), blocks.offsets)
+                values, scale = codec.split(blocks.codes)
+                scores = maxsim_batch(q, values, blocks.offsets, scale)
                 scores[~blocks.found] = np.nan
             out[idx] = np.nan_to_num(scores, nan=0.0)
         return out

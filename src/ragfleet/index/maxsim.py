@@ -21,13 +21,18 @@ from ragfleet.errors import InputError
 Matrix = npt.NDArray[np.float32]
 
 
-def maxsim_batch(q: Matrix, docs: Matrix, offsets: npt.ArrayLike) -> npt.NDArray[np.float32]:
+def maxsim_batch(
+    q: Matrix, docs: Matrix, offsets: npt.ArrayLike, scale: Matrix | None = None
+) -> npt.NDArray[np.float32]:
     """``S(Q, D_p)`` for every passage ``p`` (see the module docstring).
 
     Args:
         q: query token vectors ``[m, d]``.
         docs: every passage's token vectors, stacked ``[T, d]``.
         offsets: ``[N + 1]`` non-decreasing, ``offsets[0] = 0``, ``offsets[N] = T``.
+        scale: ``[T]``, each passage token's factor (``d_j = scale_j · docs_j``, as
+            :meth:`TokenCodec.split <ragfleet.index.tokens_codec.TokenCodec.split>` gives
+            them), applied to ``Q docsᵀ`` column by column: ``m·T`` products, not ``T·d``.
 
     Returns:
         float32 ``[N]``.
@@ -44,6 +49,8 @@ def maxsim_batch(q: Matrix, docs: Matrix, offsets: npt.ArrayLike) -> npt.NDArray
     if q.shape[1] != docs.shape[1]:
         raise InputError(f"query tokens have d={q.shape[1]}, passage tokens d={docs.shape[1]}")
     sims = np.asarray(q, dtype=np.float32) @ np.asarray(docs, dtype=np.float32).T
+    if scale is not None:
+        sims *= np.asarray(scale, dtype=np.float32)[None, :]
     filled = np.flatnonzero(off[1:] > off[:-1])
     best = np.maximum.reduceat(sims, off[filled], axis=1)
     out[filled] = best.sum(axis=0)

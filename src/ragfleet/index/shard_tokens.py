@@ -128,7 +128,7 @@ class ShardTokens:
         tokens, here on the shard; NaN for a chunk that is not live here."""
         blocks = self.token_blocks(chunk_ids)
         codec = TokenCodec(blocks.codec, self.dim)
-        scores = maxsim_batch(query_tokens, codec.decode(blocks.codes), blocks.offsets)
+        scores = maxsim_batch(query_tokens, *_split(codec, blocks))
         scores[~blocks.found] = np.nan
         return scores
 
@@ -159,3 +159,11 @@ class ShardTokens:
             if self.rows.chunk_id(row) == chunk_id:
                 return row
         return None
+
+
+def _split(
+    codec: TokenCodec, blocks: TokenBlocks
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.float32] | None]:
+    """``(docs, offsets, scale)`` for :func:`~ragfleet.index.maxsim.maxsim_batch`."""
+    values, scale = codec.split(blocks.codes)
+    return values, blocks.offsets, scale

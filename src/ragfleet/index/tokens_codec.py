@@ -82,6 +82,13 @@ class TokenCodec:
 
     def decode(self, codes: npt.ArrayLike) -> Matrix:
         """Unpack ``[n, B]`` uint8 rows into ``[n, d]`` float32."""
+        values, scale = self.split(codes)
+        return values if scale is None else values * scale[:, None]
+
+    def split(self, codes: npt.ArrayLike) -> tuple[Matrix, Matrix | None]:
+        """``decode`` in two factors: the codes as float32 ``[n, d]`` and the per-token
+        scale ``[n]`` (``None`` for the float codecs), so that a product ``q · x̂`` can be
+        scaled once per token after the matrix product instead of once per value."""
         c = np.ascontiguousarray(codes, dtype=np.uint8)
         if c.ndim != 2 or c.shape[1] != self.bytes_per_token:
             raise InputError(
@@ -89,10 +96,10 @@ class TokenCodec:
                 f"[n, {self.bytes_per_token}]"
             )
         if self.name == "fp32":
-            return np.ascontiguousarray(c.view("<f4"), dtype=np.float32)
+            return np.ascontiguousarray(c.view("<f4"), dtype=np.float32), None
         if self.name == "fp16":
-            return c.view("<f2").astype(np.float32)
-        scale = c[:, -2:].view("<f2").astype(np.float32)
+            return c.view("<f2").astype(np.float32), None
+        scale = c[:, -2:].view("<f2").astype(np.float32)[:, 0]
         body = c[:, :-2]
         if self.name == "int4":
             vals = np.empty((len(c), self.d), dtype=np.float32)
@@ -100,7 +107,7 @@ class TokenCodec:
             vals[:, 1::2] = (body >> 4).astype(np.float32) - 8.0
         else:
             vals = body.view(np.int8).astype(np.float32)
-        return vals * scale
+        return vals, scale
 
 
 def _bytes(a: npt.NDArray[np.generic]) -> Codes:
