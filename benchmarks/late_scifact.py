@@ -91,6 +91,8 @@ def main() -> None:
     ap.add_argument("--heldout-queries", type=int, default=500)
     ap.add_argument("--rerank-n", type=int, default=50)
     ap.add_argument("--int8", action="store_true", help="build the int8 collection by ingest")
+    ap.add_argument("--dir", type=Path, default=BENCH, help="where the collections live")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from ragfleet.collection import Collection
@@ -99,7 +101,8 @@ def main() -> None:
 
     if not args.data.is_dir():
         sys.exit(f"SciFact not found at {args.data}")
-    fp16, int8 = BENCH / "scifact-late-fp16", BENCH / "scifact-late-int8"
+    name = args.data.name
+    fp16, int8 = args.dir / f"{name}-late-fp16", args.dir / f"{name}-late-int8"
     late = CollectionConfig(tokens=TokensConfig(enabled=True))
     if not int8.exists():
         if args.int8 or not fp16.exists():
@@ -113,7 +116,7 @@ def main() -> None:
             via: evaluate(col, args.data, args.rerank_n, via, None) for via in ("scores", "blocks")
         }
     if args.heldout.is_dir():
-        held = BENCH / "squad-late-int8"
+        held = args.dir / "squad-late-int8"
         if not held.exists():
             Collection.build(held, load_beir_corpus(args.heldout), late).close()
         with Collection.open(held, read_only=True) as col:
@@ -122,8 +125,8 @@ def main() -> None:
                 **evaluate(col, args.heldout, args.rerank_n, "scores", args.heldout_queries),
             }
     report["targets"] = targets(report)
-    write_json("late_scifact", report)
-    plot(report, RESULTS / "late_scifact.png")
+    write_json("late_scifact", report, args.out)
+    plot(report, args.out / "late_scifact.png")
 
 
 def targets(report: dict[str, Any]) -> dict[str, Any]:

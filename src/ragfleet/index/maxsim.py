@@ -9,9 +9,17 @@ over unit-norm token vectors. With the ``N`` passages' tokens stacked into one m
 come from one BLAS product ``Q Dᵀ`` ``[m, T]``, a segmented max over each passage's
 columns (``np.maximum.reduceat``) and a sum over the ``m`` query tokens. A passage
 without tokens scores 0.
+
+The product runs on one BLAS thread (threadpoolctl, where installed): it is small (tens
+of MFLOP), runs beside the shard scatter's threads, and a multi-threaded BLAS on a busy
+2-core machine measured 5x slower here (spin-waiting threads fight for the cores).
 """
 
 from __future__ import annotations
+
+import functools
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -48,10 +56,25 @@ def maxsim_batch(
         return out
     if q.shape[1] != docs.shape[1]:
         raise InputError(f"query tokens have d={q.shape[1]}, passage tokens d={docs.shape[1]}")
-    sims = np.asarray(q, dtype=np.float32) @ np.asarray(docs, dtype=np.float32).T
+    with _one_blas_thread():
+        sims = np.asarray(q, dtype=np.float32) @ np.asarray(docs, dtype=np.float32).T
     if scale is not None:
         sims *= np.asarray(scale, dtype=np.float32)[None, :]
     filled = np.flatnonzero(off[1:] > off[:-1])
     best = np.maximum.reduceat(sims, off[filled], axis=1)
     out[filled] = best.sum(axis=0)
     return out
+
+
+@functools.cache
+def _controller() -> Any:
+    try:
+        from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        return None
+    return ThreadpoolController()
+
+
+def _one_blas_thread() -> AbstractContextManager[Any]:
+    ctl = _controller()
+    return nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")
