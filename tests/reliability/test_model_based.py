@@ -316,7 +316,11 @@ def test_every_write_path_survives_crashes_at_every_boundary(encoder: Any) -> No
     machine.TestCase().runTest()
     print(f"\ncrash points hit and reopens: {dict(sorted(SEEN.items()))}")
     crashes = sum(v for k, v in SEEN.items() if k != "reopen")
-    assert crashes >= 5 and {"wal.fsync", "checkpoint.dense"} & set(SEEN), SEEN
+    # crashes landed on the log or a checkpoint's files (which of them is up to Hypothesis:
+    # with token vectors a checkpoint has one more file, and runs without a wal.fsync or
+    # checkpoint.dense crash occur on main too)
+    hit = {k for k in SEEN if k.startswith(("wal.", "checkpoint."))}
+    assert crashes >= 5 and hit, SEEN
 
 
 #: The scripted workload of the exhaustive test: (operation, argument).
