@@ -41,10 +41,16 @@ def pinned(onnx_encoder: Encoder) -> EmbeddingContract:
 def test_fingerprint_is_sha256_of_canonical_json_without_probes() -> None:
     fields = {f.name: getattr(BASE, f.name) for f in dataclasses.fields(BASE)}
     del fields["probes"]
+    del fields["token_vectors"]  # left out while empty: older contracts keep their print
     canon = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert BASE.fingerprint() == hashlib.sha256(canon.encode()).hexdigest()[:16]
     with_probe = dataclasses.replace(BASE, probes=(("x", (1.0, 0.0, 0.0)),))
     assert with_probe.fingerprint() == BASE.fingerprint()
+    late = dataclasses.replace(BASE, token_vectors="int8")
+    fields["token_vectors"] = "int8"
+    canon = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert late.fingerprint() == hashlib.sha256(canon.encode()).hexdigest()[:16]
+    assert EmbeddingContract.from_dict(late.to_dict()) == late
 
 
 @pytest.mark.parametrize(
@@ -172,9 +178,9 @@ def test_probes_alone_refuse_the_nearest_other_model(
     pinned.verify(onnx_encoder)  # while the collection's own probes pass
 
 
-def test_model_fields_are_every_field_but_chunker_and_probes() -> None:
+def test_model_fields_are_every_field_but_chunker_probes_and_token_vectors() -> None:
     names = {f.name for f in dataclasses.fields(EmbeddingContract)}
-    assert set(MODEL_FIELDS) == names - {"chunker", "probes"}
+    assert set(MODEL_FIELDS) == names - {"chunker", "probes", "token_vectors"}
 
 
 @pytest.mark.model
