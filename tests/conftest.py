@@ -66,17 +66,19 @@ def collection_factory(tmp_path_factory, encoder):  # type: ignore[no-untyped-de
     """Build (once per distinct config) a collection of ``small_docs`` and open it."""
     from ragfleet.collection import Collection
 
-    built: dict[tuple[int, str], Collection] = {}
+    built: dict[tuple[int, str, bool], Collection] = {}
 
-    def make(shards: int = 1, spec: str = "flat"):  # type: ignore[no-untyped-def]
-        from ragfleet.config import CollectionConfig, IndexConfig, ShardingConfig
+    def make(shards: int = 1, spec: str = "flat", tokens: bool = False):  # type: ignore[no-untyped-def]
+        from ragfleet.config import CollectionConfig, IndexConfig, ShardingConfig, TokensConfig
 
-        key = (shards, spec)
+        key = (shards, spec, tokens)
         if key not in built:
             config = CollectionConfig(
-                sharding=ShardingConfig(n_shards=shards), index=IndexConfig(spec=spec)
+                sharding=ShardingConfig(n_shards=shards),
+                index=IndexConfig(spec=spec),
+                tokens=TokensConfig(enabled=tokens),
             )
-            path = tmp_path_factory.mktemp(f"col-{shards}-{spec}") / "c"
+            path = tmp_path_factory.mktemp(f"col-{shards}-{spec}-{int(tokens)}") / "c"
             built[key] = Collection.build(path, demo_docs(120), config, encoder=encoder)
         return built[key]
 

@@ -144,6 +144,29 @@ class SparseConfig:
             raise ConfigError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={self.k1} b={self.b}")
 
 
+TOKEN_CODECS = ("fp32", "fp16", "int8", "int4")
+
+
+@dataclass(frozen=True)
+class TokensConfig:
+    """Late interaction: whether each chunk's token vectors are stored at ingest (from the
+    encoder pass that embeds it), and how they are packed (``codec``, see
+    :mod:`ragfleet.index.tokens_codec`; ``int8`` keeps the uncompressed nDCG at a quarter
+    of the bytes, ``benchmarks/late_codecs.py``)."""
+
+    enabled: bool = False
+    codec: str = "int8"
+
+    def __post_init__(self) -> None:
+        if self.codec not in TOKEN_CODECS:
+            raise ConfigError(f"unknown token codec {self.codec!r}; choose one of {TOKEN_CODECS}")
+
+    @property
+    def spec(self) -> str:
+        """``"int8"`` when enabled, ``""`` when not (what the embedding contract records)."""
+        return self.codec if self.enabled else ""
+
+
 #: Most shards per collection: each holds a few open files (log, docstore, lock), and a
 #: collection needs them all open at once (``ulimit -n`` is checked against it too).
 MAX_SHARDS = 256
@@ -197,6 +220,7 @@ class CollectionConfig:
     sparse: SparseConfig = field(default_factory=SparseConfig)
     sharding: ShardingConfig = field(default_factory=ShardingConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    tokens: TokensConfig = field(default_factory=TokensConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -215,6 +239,7 @@ class CollectionConfig:
                 sparse=SparseConfig(**sparse),
                 sharding=ShardingConfig(**d.get("sharding", {})),
                 search=SearchConfig(**d.get("search", {})),
+                tokens=TokensConfig(**d.get("tokens", {})),
             )
         except TypeError as e:
             raise ConfigError(f"invalid collection config: {e}") from e

@@ -32,6 +32,7 @@ from ragfleet.cluster.placement import Placement, load_placement
 from ragfleet.cluster.replicated import HedgeConfig, ReplicatedShard
 from ragfleet.cluster.scatter import Scatter, omp_threads_per_shard
 from ragfleet.collection.info import CollectionInfo
+from ragfleet.collection.late import query_encoder
 from ragfleet.collection.layout import Layout
 from ragfleet.collection.sharded import ShardedRetriever
 from ragfleet.collection.writer import DocumentWriter, IngestReport
@@ -87,7 +88,8 @@ class Fleet(ShardedRetriever):
             return range(len(self.shards)) if shards is None else shards
 
         self.searcher = Searcher(
-            self.shards, encoder, analyzer, self.config.search, self._scatter,
+            self.shards, query_encoder(encoder, self.config), analyzer, self.config.search,
+            self._scatter,
             router=router if probe_shards is not None else None,
         )  # fmt: skip
         self._writer = DocumentWriter(self.shards, encoder, self.config, placement)

@@ -39,7 +39,7 @@ import numpy as np
 
 from ragfleet.errors import ConfigError, InputError
 from ragfleet.generate.base import Answer, Generator
-from ragfleet.rerank.base import Reranker, passage_text, reorder
+from ragfleet.rerank.base import HitScorer, Reranker, passage_text, reorder
 from ragfleet.search.retriever import Retriever
 from ragfleet.types import Hit, Mode
 
@@ -331,7 +331,10 @@ class Pipeline:
                     break
             batch = texts[done : done + size]
             t = time.perf_counter()
-            out = reranker.score(q, batch)
+            if isinstance(reranker, HitScorer):  # late interaction: stored token vectors
+                out = reranker.score_hits(q, head[done : done + size])
+            else:
+                out = reranker.score(q, batch)
             ms = (time.perf_counter() - t) * 1e3
             self.costs.observe("rerank", ms / len(batch))
             self.costs.observe("rerank_char", ms / (len(batch) * max(map(len, batch), default=1)))

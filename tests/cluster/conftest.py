@@ -37,14 +37,15 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
 @pytest.fixture(scope="session")
 def ray_collection(tmp_path_factory: pytest.TempPathFactory, encoder) -> Iterator[object]:  # type: ignore[no-untyped-def]
-    """A 2-shard collection of 40 demo paragraphs on a path every node sees (one machine)."""
+    """A 2-shard collection of 40 demo paragraphs, with token vectors, on a path every node
+    sees (one machine)."""
     from tests.conftest import demo_docs
 
     from ragfleet.collection import Collection
-    from ragfleet.config import CollectionConfig, ShardingConfig
+    from ragfleet.config import CollectionConfig, ShardingConfig, TokensConfig
 
     path: Path = tmp_path_factory.mktemp("ray-col") / "c"
-    config = CollectionConfig(sharding=ShardingConfig(n_shards=2))
+    config = CollectionConfig(sharding=ShardingConfig(n_shards=2), tokens=TokensConfig(True))
     col = Collection.build(path, demo_docs(40), config, encoder=encoder)
     os.sync()
     yield col

@@ -48,3 +48,19 @@ def test_replicas_of_a_shard_run_on_different_nodes(ray_fleet) -> None:  # type:
     for shard in ray_fleet.shards:
         nodes = {r.where()[1] for r in shard.replicas}
         assert len(nodes) == 2, f"shard {shard.shard_id}'s replicas share a node"
+
+
+@pytest.mark.parametrize("via", ["scores", "blocks"])
+def test_late_rerank_on_ray_equals_local(ray_fleet, ray_collection, via: str) -> None:  # type: ignore[no-untyped-def]
+    """MaxSim over stored token vectors: the shard actors score them (or return their
+    packed blocks) and the reranked order and scores equal the local collection's."""
+    from ragfleet.rerank.late import LateReranker
+
+    local, remote = LateReranker(ray_collection), LateReranker(ray_fleet, via=via)  # type: ignore[arg-type]
+    for q in QUERIES:
+        hits = ray_collection.search(q, k=20).hits
+        a = local.rerank(q, hits, 10)
+        ray_fleet.search(q, k=20, timeout_ms=30_000)
+        b = remote.rerank(q, hits, 10)
+        assert [h.chunk_id for h in a] == [h.chunk_id for h in b], q
+        assert [h.score for h in b] == pytest.approx([h.score for h in a], abs=1e-4)

@@ -15,7 +15,9 @@ in-memory model of what was acknowledged: ``doc_id → text``. Two kinds of deat
 
 After every step a *reader* (``read_only=True``, opened beside the writer) must see exactly
 the model too — documents, chunk texts, no chunk twice, each live document found by its
-tag word — and must not have changed a byte of the collection.
+tag word, each live chunk's stored token vectors (the collection stores them, issue 18:
+one segment per checkpoint, in the log between) those of its own text — and must not have
+changed a byte of the collection.
 
 Both tests run over ``flat`` and over a compressed spec that keeps its vectors on disk
 (``sq8+refine16``: SQ codes trained on the first batch, float16 vectors in checkpoint
@@ -44,7 +46,13 @@ from hypothesis.stateful import (
 )
 
 from ragfleet.collection import Collection
-from ragfleet.config import ChunkerConfig, CollectionConfig, IndexConfig, ShardingConfig
+from ragfleet.config import (
+    ChunkerConfig,
+    CollectionConfig,
+    IndexConfig,
+    ShardingConfig,
+    TokensConfig,
+)
 from ragfleet.errors import CollectionError
 from ragfleet.index import faults
 from ragfleet.index.shard import CheckpointPolicy
@@ -79,6 +87,7 @@ def _config(spec: str | None = None) -> CollectionConfig:
         sharding=ShardingConfig(n_shards=2),
         chunker=ChunkerConfig.parse("window:16:4"),
         index=IndexConfig(spec=spec or _SPEC[0]),
+        tokens=TokensConfig(enabled=True),
     )
 
 
@@ -279,11 +288,39 @@ def check_model(col: Collection, model: dict[str, str], chunker: Any) -> None:
         assert stored[d] == _chunks(chunker, d, text), d
     ids = [c for chunks in stored.values() for c, _ in chunks]
     assert len(ids) == len(set(ids)), "a chunk is live twice"
+    check_token_vectors(col)
     if model:
         tags = {d: next(w for w in t.split() if w.startswith("zq")) for d, t in model.items()}
         results = col.search_batch(list(tags.values()), SearchRequest(k=3, mode="sparse"))
         for (d, tag), res in zip(tags.items(), results, strict=True):
             assert res.hits and res.hits[0].doc_id == d, f"{d} not found by {tag}"
+
+
+def check_token_vectors(col: Collection) -> None:
+    """Every row has token vectors, and each live chunk's are its own text's: as many as
+    its tokens without [CLS]/[SEP], matching a fresh encoding (cosine per token)."""
+    import numpy as np
+
+    from ragfleet.collection.writer import embed_input
+    from ragfleet.embed.token_capture import maxsim_states
+    from ragfleet.index.tokens_codec import TokenCodec
+
+    for shard in col.shards:
+        assert shard.tokens is not None and shard.tokens.n_rows == shard.rows.n_rows
+        chunks = shard.live_chunks()
+        if not chunks:
+            continue
+        blocks = shard.token_blocks([c.chunk_id for c in chunks])
+        assert blocks.found.all()
+        codec = TokenCodec("int8", shard.dim)
+        texts = [embed_input(c.title, c.text) for c in chunks]
+        _, states = col.encoder.encode_with_tokens(texts)  # type: ignore[attr-defined]
+        for i, (c, s) in enumerate(zip(chunks, states, strict=True)):
+            got = codec.decode(blocks.codes[blocks.offsets[i] : blocks.offsets[i + 1]])
+            want = maxsim_states(s)
+            assert got.shape == want.shape, f"{c.chunk_id}: {got.shape} tokens vs {want.shape}"
+            cos = (got * want).sum(axis=1) / np.linalg.norm(got, axis=1)
+            assert cos.min() > 0.98, f"{c.chunk_id}: stored token vectors are another text's"
 
 
 def check_writer_and_reader(
@@ -322,7 +359,11 @@ def test_every_write_path_survives_crashes_at_every_boundary(encoder: Any, spec:
     machine.TestCase().runTest()
     print(f"\ncrash points hit and reopens: {dict(sorted(SEEN.items()))}")
     crashes = sum(v for k, v in SEEN.items() if k != "reopen")
-    assert crashes >= 5 and {"wal.fsync", "checkpoint.dense"} & set(SEEN), SEEN
+    # crashes landed on the log or a checkpoint's files (which of them is up to Hypothesis:
+    # with token vectors a checkpoint has one more file, and runs without a wal.fsync or
+    # checkpoint.dense crash occur on main too)
+    hit = {k for k in SEEN if k.startswith(("wal.", "checkpoint."))}
+    assert crashes >= 5 and hit, SEEN
 
 
 #: The scripted workload of the exhaustive test: (operation, argument).

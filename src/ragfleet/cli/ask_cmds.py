@@ -14,7 +14,11 @@ if TYPE_CHECKING:
     from ragfleet.pipeline import Pipeline, PipelineResponse
 
 Budget = Annotated[float, typer.Option("--budget-ms", help="latency budget per question (ms)")]
-RerankOpt = Annotated[str | None, typer.Option(help="maxsim | a cross-encoder directory")]
+RerankOpt = Annotated[
+    str | None,
+    typer.Option(help="late (stored token vectors) | maxsim | a cross-encoder directory"),
+]
+RerankN = Annotated[int, typer.Option("--rerank-n", help="candidates the reranker re-scores")]
 GenOpt = Annotated[str, typer.Option(help="extractive | llama | openai")]
 BaseUrl = Annotated[
     str | None, typer.Option(help="OpenAI-compatible server, e.g. http://h:8000/v1")
@@ -41,15 +45,22 @@ def make_pipeline(
     base_url: str | None,
     model: str | None,
     top_n: int = 5,
+    rerank_n: int = 20,
 ) -> Pipeline:
-    """A :class:`~ragfleet.pipeline.Pipeline` from command-line choices."""
+    """A :class:`~ragfleet.pipeline.Pipeline` from command-line choices; ``rerank_n``
+    candidates are retrieved and re-scored when a reranker is chosen."""
     from ragfleet.errors import InputError
     from ragfleet.pipeline import Pipeline, PipelineConfig
     from ragfleet.rerank import RerankConfig, load_reranker
 
-    config = PipelineConfig(budget_ms=budget_ms, top_n=top_n)
+    if rerank_n < 1:
+        raise InputError(f"--rerank-n must be >= 1, got {rerank_n}")
+    config = PipelineConfig(
+        budget_ms=budget_ms, top_n=top_n, k=max(20, rerank_n if reranker else 0),
+        rerank_candidates=rerank_n, min_rerank_candidates=min(5, rerank_n),
+    )  # fmt: skip
     rr = (
-        load_reranker(reranker, RerankConfig(candidates=config.rerank_candidates))
+        load_reranker(reranker, RerankConfig(candidates=rerank_n), retriever=collection)
         if reranker
         else None
     )
@@ -80,12 +91,13 @@ def ask(
     base_url: BaseUrl = None,
     model: ModelOpt = None,
     top_n: TopN = 5,
+    rerank_n: RerankN = 20,
 ) -> None:
     """Answer QUESTION from COLLECTION with citations, within a latency budget."""
     from ragfleet.collection import Collection
 
     with user_errors(), Collection.open(collection, read_only=True) as col:
-        p = make_pipeline(col, budget_ms, reranker, generator, base_url, model, top_n)
+        p = make_pipeline(col, budget_ms, reranker, generator, base_url, model, top_n, rerank_n)
         r = p.ask(question)
     if as_json:
         print_json(r.to_dict())
@@ -116,6 +128,7 @@ def budget(
     model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    rerank_n: RerankN = 20,
 ) -> None:
     """Measure p50/p95/p99 per stage over QUERIES and compare with the budget."""
     from ragfleet.collection import Collection
@@ -128,7 +141,7 @@ def budget(
             Collection.open(collection, read_only=True) as col,
             progress_bar("asking", quiet) as bar,
         ):
-            p = make_pipeline(col, budget_ms, reranker, generator, base_url, model)
+            p = make_pipeline(col, budget_ms, reranker, generator, base_url, model, 5, rerank_n)
             for i, q in enumerate(qs, start=1):
                 lat.add(p.ask(q).timings_ms)
                 bar(i, len(qs))

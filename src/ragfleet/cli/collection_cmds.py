@@ -16,6 +16,7 @@ from ragfleet.config import (
     EncoderConfig,
     IndexConfig,
     ShardingConfig,
+    TokensConfig,
 )
 
 
@@ -55,6 +56,15 @@ def ingest(
     ] = None,
     ray_workers: Annotated[int, typer.Option(help="encoder actors with --ray")] = 2,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    token_vectors: Annotated[
+        bool,
+        typer.Option(
+            "--token-vectors", help="store token vectors for `--reranker late` (new collection)"
+        ),
+    ] = False,
+    token_codec: Annotated[
+        str, typer.Option(help="with --token-vectors: int8 | int4 | fp16 | fp32")
+    ] = "int8",
 ) -> None:
     """Build a collection from SOURCE, or add to it incrementally if it exists."""
     from ragfleet.cli.write_cmds import load_source, skipped_note
@@ -69,7 +79,7 @@ def ingest(
                 f"{collection}; pass --allow-empty if that is what you want"
             )
         if collection.exists():
-            _refuse_new_options(shards, index, encoder, chunker)
+            _refuse_new_options(shards, index, encoder, chunker, token_vectors or None)
             with Collection.open(collection) as col, progress_bar("embedding", quiet) as bar:
                 embedder = (
                     _ray_embedder(collection, col.encoder.name, address, ray_workers)
@@ -83,7 +93,8 @@ def ingest(
                 if stale:
                     col.delete(stale)
         else:
-            config = _config(shards, index, encoder, chunker, workers)
+            tokens = token_codec if token_vectors else None
+            config = _config(shards, index, encoder, chunker, workers, tokens)
             embedder = (
                 _ray_embedder(collection, config.encoder.name, address, ray_workers)
                 if ray
@@ -133,16 +144,24 @@ def _refuse_new_options(*options: object) -> None:
 
     if any(o is not None for o in options):
         raise ConfigError(
-            "--shards/--index/--encoder/--chunker apply to a new collection only; "
+            "--shards/--index/--encoder/--chunker/--token-vectors apply to a new collection "
+            "only; "
             "this one exists (use `ragfleet reindex` to change its model)"
         )
 
 
 def _config(
-    shards: int | None, index: str | None, encoder: str | None, chunker: str | None, workers: int
+    shards: int | None,
+    index: str | None,
+    encoder: str | None,
+    chunker: str | None,
+    workers: int,
+    token_codec: str | None = None,
 ) -> CollectionConfig:
+    """A new collection's config; ``token_codec``: store token vectors packed so."""
     base = CollectionConfig()
     return base.replace(
+        tokens=TokensConfig(enabled=True, codec=token_codec) if token_codec else base.tokens,
         sharding=ShardingConfig(n_shards=1 if shards is None else shards),
         index=IndexConfig(spec=index or base.index.spec),
         encoder=EncoderConfig(name=encoder or base.encoder.name, workers=workers),
@@ -254,6 +273,12 @@ def stats(collection: Dir, as_json: Annotated[bool, typer.Option("--json")] = Fa
         return
     for key in ("path", "encoder", "fingerprint", "dim", "index", "chunker", "documents", "chunks"):
         typer.echo(f"{key:12} {info[key]}")
+    tv = info.get("token_vectors")
+    if tv:
+        typer.echo(
+            f"{'tokens':12} {tv['codec']}: {tv['tokens']} token vectors, {tv['bytes']} bytes, "
+            f"{tv['bytes_per_token']:.1f} bytes/token, {tv['bytes_per_chunk']:.0f} bytes/chunk"
+        )
     for s in info["shards"]:
         dense = s["dense"]
         on_disk = (

@@ -37,12 +37,23 @@ def beir(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="write the JSON report here")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    reranker: Annotated[
+        str | None, typer.Option(help="late | maxsim | a cross-encoder directory")
+    ] = None,
+    rerank_n: Annotated[
+        int, typer.Option("--rerank-n", help="candidates the reranker re-scores")
+    ] = 50,
+    token_vectors: Annotated[
+        bool, typer.Option("--token-vectors", help="with --build: store token vectors")
+    ] = False,
 ) -> None:
-    """Run every test query; report nDCG@10, Recall@100, MRR@10 and latency percentiles."""
+    """Run every test query; report nDCG@10, Recall@100, MRR@10 and latency percentiles
+    (per stage, the reranker's included)."""
     from ragfleet.collection import Collection
     from ragfleet.errors import InputError
     from ragfleet.eval.beir import evaluate_beir
     from ragfleet.ingest import load_beir_queries, load_qrels
+    from ragfleet.rerank import RerankConfig, load_reranker
 
     with user_errors():
         modes = [m.strip() for m in compare.split(",")] if compare else [mode]
@@ -50,10 +61,20 @@ def beir(
         if bad or k < 10:
             raise InputError(f"modes must be among {MODES} (got {bad}) and --k >= 10 (got {k})")
         queries, qrels = load_beir_queries(data_dir), load_qrels(data_dir, split)
+        if rerank_n < 1:
+            raise InputError(f"--rerank-n must be >= 1, got {rerank_n}")
         if build and not collection.exists():
-            _build(collection, data_dir, shards, index, encoder, quiet)
+            _build(collection, data_dir, shards, index, encoder, quiet, token_vectors)
         with Collection.open(collection, read_only=True) as col:
-            reports = {m: evaluate_beir(col, queries, qrels, mode=m, k=k).to_dict() for m in modes}  # type: ignore[arg-type]
+            rr = (
+                load_reranker(reranker, RerankConfig(candidates=rerank_n), retriever=col)
+                if reranker
+                else None
+            )
+            reports = {
+                m: evaluate_beir(col, queries, qrels, mode=m, k=k, reranker=rr).to_dict()  # type: ignore[arg-type]
+                for m in modes
+            }
     result: dict[str, Any] = reports[modes[0]] if len(modes) == 1 else {"compare": reports}
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -67,13 +88,19 @@ def beir(
 
 
 def _build(
-    collection: Path, data_dir: Path, shards: int, index: str, encoder: str | None, quiet: bool
+    collection: Path,
+    data_dir: Path,
+    shards: int,
+    index: str,
+    encoder: str | None,
+    quiet: bool,
+    token_vectors: bool = False,
 ) -> None:
     from ragfleet.cli.collection_cmds import _config
     from ragfleet.collection import Collection
     from ragfleet.ingest import load_beir_corpus
 
-    config = _config(shards, index, encoder, None, 0)
+    config = _config(shards, index, encoder, None, 0, "int8" if token_vectors else None)
     with progress_bar("embedding", quiet) as bar:
         Collection.build(collection, load_beir_corpus(data_dir), config, progress=bar).close()
 

@@ -70,6 +70,10 @@ def serve(
     trace_exporter: Annotated[str, typer.Option(help="none | console | otlp")] = "none",
     cache_mb: Annotated[int, typer.Option(help="in-process result cache, MiB (0: off)")] = 256,
     cache_url: Annotated[str | None, typer.Option(help="shared Redis result cache")] = None,
+    reranker: Annotated[
+        str, typer.Option(help="/ask reranks with: late (stored token vectors) | maxsim | ''")
+    ] = "",
+    rerank_n: Annotated[int, typer.Option("--rerank-n", help="/ask rerank candidates")] = 50,
 ) -> None:
     """Serve collections over HTTP (API, /metrics and the web page at /)."""
     from ragfleet.serve.factory import ENV, spec_json
@@ -90,6 +94,7 @@ def serve(
             batch_max=batch_max, batch_wait_ms=batch_wait_ms, answer_dense=answer_dense,
             cors_origins=tuple(cors_origin or ()), trace_exporter=trace_exporter,  # type: ignore[arg-type]
             read_only=read_only or workers > 1, cache_bytes=cache_mb << 20, cache_url=cache_url,
+            reranker=reranker, rerank_n=rerank_n,
         )  # fmt: skip
         os.environ[ENV] = spec_json([d.resolve() for d in dirs], keys.resolve(), settings)
         from ragfleet.serve.factory import from_env

@@ -13,8 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+import numpy.typing as npt
+
 from ragfleet.index.docstore import StoredChunk
 from ragfleet.index.shard_query import ShardQuery, ShardResult
+from ragfleet.index.shard_tokens import TokenBlocks
 from ragfleet.index.sparse.bm25 import ShardTermStats
 from ragfleet.index.writebatch import ChunkRecord
 
@@ -54,6 +58,18 @@ class ShardClient(Protocol):
     def refresh(self) -> bool:
         """A read-only replica catches up with the shard's owner (after its writes);
         returns whether anything changed. The owner itself has nothing to do."""
+        ...
+
+    def token_blocks(self, chunk_ids: Sequence[str]) -> TokenBlocks:
+        """The packed token vectors of the live chunks among ``chunk_ids`` (late
+        interaction; InputError on a shard that stores none)."""
+        ...
+
+    def late_scores(
+        self, q: npt.NDArray[np.float32], chunk_ids: Sequence[str]
+    ) -> npt.NDArray[np.float32]:
+        """MaxSim of query token vectors ``q`` against each chunk's stored token vectors,
+        computed on the shard; NaN for a chunk not live there."""
         ...
 
     def stats(self) -> dict[str, object]:

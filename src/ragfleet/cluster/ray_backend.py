@@ -26,14 +26,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from ragfleet._optional import require
 from ragfleet.cluster.local_ray import LocalRayCluster
 from ragfleet.config import CollectionConfig
 from ragfleet.errors import ConfigError
 from ragfleet.index.docstore import StoredChunk
 from ragfleet.index.shard import Shard, ShardQuery, ShardResult
+from ragfleet.index.shard_tokens import TokenBlocks
 from ragfleet.index.sparse.bm25 import ShardTermStats
 from ragfleet.index.writebatch import ChunkRecord
+
+Scores = npt.NDArray[np.float32]
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +90,12 @@ class ShardActor:
     def stats(self) -> dict[str, object]:
         return self.shard.stats()
 
+    def token_blocks(self, chunk_ids: Sequence[str]) -> TokenBlocks:
+        return self.shard.token_blocks(chunk_ids)
+
+    def late_scores(self, q: npt.NDArray[np.float32], chunk_ids: Sequence[str]) -> Scores:
+        return self.shard.late_scores(q, chunk_ids)
+
     def where(self) -> tuple[int, str]:
         """(pid, Ray node id) of this replica: tells a restart and the placement apart."""
         ray = require("ray", "ray")
@@ -116,6 +128,14 @@ class RayShardClient:
 
     def stats(self) -> dict[str, object]:
         out: dict[str, object] = self._ray.get(self.actor.stats.remote())
+        return out
+
+    def token_blocks(self, chunk_ids: Sequence[str]) -> TokenBlocks:
+        out: TokenBlocks = self._ray.get(self.actor.token_blocks.remote(list(chunk_ids)))
+        return out
+
+    def late_scores(self, q: npt.NDArray[np.float32], chunk_ids: Sequence[str]) -> Scores:
+        out: Scores = self._ray.get(self.actor.late_scores.remote(q, list(chunk_ids)))
         return out
 
     def apply(self, upserts: Sequence[ChunkRecord], deletes: Sequence[str] = ()) -> int:

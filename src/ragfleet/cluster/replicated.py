@@ -42,13 +42,17 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from ragfleet.cluster.client import ShardClient
 from ragfleet.errors import ConfigError, InputError, ReadOnlyError
 from ragfleet.index.docstore import StoredChunk
 from ragfleet.index.shard import ShardQuery, ShardResult
+from ragfleet.index.shard_tokens import TokenBlocks
 from ragfleet.index.sparse.bm25 import ShardTermStats
 from ragfleet.index.writebatch import ChunkRecord
+
+Scores = npt.NDArray[np.float32]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -160,6 +164,12 @@ class ReplicatedShard:
 
     def fetch(self, rows: Sequence[int]) -> dict[int, StoredChunk]:
         return self._call(lambda r: r.fetch(rows), hedge=self.config.hedge)
+
+    def token_blocks(self, chunk_ids: Sequence[str]) -> TokenBlocks:
+        return self._call(lambda r: r.token_blocks(chunk_ids), hedge=self.config.hedge)
+
+    def late_scores(self, q: npt.NDArray[np.float32], chunk_ids: Sequence[str]) -> Scores:
+        return self._call(lambda r: r.late_scores(q, chunk_ids), hedge=self.config.hedge)
 
     def stats(self) -> dict[str, object]:
         out = dict(self._call(lambda r: r.stats(), hedge=False))

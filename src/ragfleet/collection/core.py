@@ -33,6 +33,7 @@ from ragfleet.cluster.placement import Placement, load_placement
 from ragfleet.cluster.scatter import Scatter, omp_threads_per_shard
 from ragfleet.collection.build import build
 from ragfleet.collection.info import CollectionInfo
+from ragfleet.collection.late import query_encoder
 from ragfleet.collection.layout import Layout
 from ragfleet.collection.sharded import ShardedRetriever
 from ragfleet.collection.writer import DocumentWriter, IngestReport
@@ -121,7 +122,10 @@ class Collection(CollectionWrites, ShardedRetriever):
         set_omp_threads(omp_threads_per_shard(n))
         self._scatter = Scatter(n)
         analyzer = Analyzer(self.config.sparse.analyzer) if self.config.sparse.enabled else None
-        self.searcher = Searcher(self.shards, encoder, analyzer, self.config.search, self._scatter)
+        searcher_encoder = query_encoder(encoder, self.config)  # shares query token vectors
+        self.searcher = Searcher(
+            self.shards, searcher_encoder, analyzer, self.config.search, self._scatter
+        )
         self.placement: Placement = load_placement(self.config.sharding, path)
         self._writer = DocumentWriter(self.shards, encoder, self.config, self.placement)
 
@@ -152,7 +156,10 @@ class Collection(CollectionWrites, ShardedRetriever):
             )
         encoder = encoder or encoder_for(config.encoder)
         contract = dataclasses.replace(
-            encoder.contract, chunker=config.chunker.spec, precision=vector_precision(config)
+            encoder.contract,
+            chunker=config.chunker.spec,
+            precision=vector_precision(config),
+            token_vectors=config.tokens.spec,
         )
         contract = contract.with_probes(encoder)
         info = CollectionInfo(config, contract, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))

@@ -28,10 +28,12 @@ from ragfleet.collection.info import CollectionInfo
 from ragfleet.collection.layout import CURRENT, READY, ROOT, Layout
 from ragfleet.collection.rebuild import (
     Place,
+    embedded_tokens,
     embedded_vectors,
     rebuild,
     shard_means,
     stored_or_embedded,
+    stored_tokens,
 )
 from ragfleet.errors import CollectionError
 from ragfleet.index.atomic import atomic_write_bytes, fsync_dir
@@ -234,9 +236,15 @@ def build_generation(
                 vectors = (embedded_vectors if reembed else stored_or_embedded)(encoder, tokens)
                 have = {d: h for s in new.shards for d, h in s.doc_hashes().items()}
                 where: Place = place or (lambda doc, source, v: source)
-                embedded = rebuild(
-                    old_shards, new.shards, vectors, where, batch_docs=batch_docs, skip=have
+                toks = (
+                    embedded_tokens(encoder, tokens, config.tokens.codec)
+                    if reembed and config.tokens.enabled
+                    else stored_tokens
                 )
+                embedded = rebuild(
+                    old_shards, new.shards, vectors, where, batch_docs=batch_docs, skip=have,
+                    tokens=toks,
+                )  # fmt: skip
                 stale = sorted(set(have) - {d for s in old_shards for d in s.doc_hashes()})
                 if stale:
                     new.delete(stale)

@@ -32,6 +32,8 @@ from ragfleet.index.writebatch import ChunkRecord
 Vectors = npt.NDArray[np.float32]
 #: (the source shard, its chunks) → their vectors ``[n, d]``.
 VectorSource = Callable[[Shard, Sequence[StoredChunk]], Vectors]
+#: (the source shard, its chunks) → their packed token vectors, or ``None`` (no store).
+TokenSource = Callable[[Shard, Sequence[StoredChunk]], "list[npt.NDArray[np.uint8]] | None"]
 #: (doc_id, source shard id, the document's chunk vectors) → target shard id.
 Place = Callable[[str, int, Vectors], int]
 
@@ -64,6 +66,28 @@ def embedded_vectors(encoder: Encoder, batch_tokens: int) -> VectorSource:
     return embed
 
 
+def stored_tokens(
+    shard: Shard, chunks: Sequence[StoredChunk]
+) -> list[npt.NDArray[np.uint8]] | None:
+    """The packed token vectors ``shard`` stores for ``chunks`` (``None`` if it stores none)."""
+    return shard.token_rows([c.row for c in chunks])
+
+
+def embedded_tokens(encoder: Encoder, batch_tokens: int, codec_name: str) -> TokenSource:
+    """Token vectors embedded again from each chunk's stored title and text (reindex)."""
+    from ragfleet.collection.late import embed_with_tokens
+    from ragfleet.collection.writer import embed_input
+    from ragfleet.index.tokens_codec import TokenCodec
+
+    codec = TokenCodec(codec_name, encoder.dim)
+
+    def embed(shard: Shard, chunks: Sequence[StoredChunk]) -> list[npt.NDArray[np.uint8]]:
+        texts = [embed_input(c.title, c.text) for c in chunks]
+        return embed_with_tokens(encoder, texts, batch_tokens, codec)[1]
+
+    return embed
+
+
 def stored_or_embedded(encoder: Encoder, batch_tokens: int) -> VectorSource:
     """Stored vectors where exact, else embedded again."""
     embed = embedded_vectors(encoder, batch_tokens)
@@ -89,8 +113,11 @@ def rebuild(
     *,
     batch_docs: int = 256,
     skip: Mapping[str, str] | None = None,
+    tokens: TokenSource = stored_tokens,
 ) -> int:
     """Copy every live document of ``sources`` into ``targets``; returns how many.
+    Token vectors (collections that store them) come from ``tokens``: the stored ones by
+    default, embedded again by a reindex.
 
     A target whose index must be trained gets its whole share in its first batch (the
     batch size becomes the whole source shard), so it trains on real data.
@@ -100,7 +127,8 @@ def rebuild(
     written = 0
     for source in sources:
         for chunks in documents(source, batch_docs, skip):
-            per_target = _place(chunks, vectors(source, chunks), source.shard_id, place)
+            toks = tokens(source, chunks)
+            per_target = _place(chunks, vectors(source, chunks), toks, source.shard_id, place)
             for target, records in sorted(per_target.items()):
                 targets[target].apply(records)
             written += len({c.doc_id for c in chunks})
@@ -108,7 +136,11 @@ def rebuild(
 
 
 def _place(
-    chunks: Sequence[StoredChunk], vecs: Vectors, source: int, place: Place
+    chunks: Sequence[StoredChunk],
+    vecs: Vectors,
+    toks: list[npt.NDArray[np.uint8]] | None,
+    source: int,
+    place: Place,
 ) -> dict[int, list[ChunkRecord]]:
     by_doc: dict[str, list[int]] = {}
     for j, c in enumerate(chunks):
@@ -116,7 +148,10 @@ def _place(
     out: dict[int, list[ChunkRecord]] = {}
     for doc_id, idx in by_doc.items():
         target = place(doc_id, source, vecs[idx])
-        out.setdefault(target, []).extend(ChunkRecord.of(chunks[j], vecs[j]) for j in idx)
+        out.setdefault(target, []).extend(
+            ChunkRecord.of(chunks[j], vecs[j], tokens=None if toks is None else toks[j])
+            for j in idx
+        )
     return out
 
 

@@ -9,6 +9,7 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ragfleet.collection.late import LateInteraction
 from ragfleet.search.request import SearchRequest
 from ragfleet.search.retriever import RetrieverBase
 from ragfleet.types import Results
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from ragfleet.search.searcher import Searcher
 
 
-class ShardedRetriever(RetrieverBase):
+class ShardedRetriever(LateInteraction, RetrieverBase):
     """A Retriever over the shards of one generation (see the module docstring)."""
 
     info: CollectionInfo
@@ -84,4 +85,5 @@ class ShardedRetriever(RetrieverBase):
             "created": self.info.created,
             "read_only": self.read_only,
             "search": dataclasses.asdict(self.config.search),
+            "token_vectors": self.token_vector_stats(shards),
         }

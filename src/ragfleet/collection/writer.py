@@ -27,11 +27,12 @@ import numpy as np
 
 from ragfleet.cluster.client import ShardClient
 from ragfleet.cluster.placement import Placement
+from ragfleet.collection.late import codec_of, embed_with_tokens
 from ragfleet.collection.validate import validate_documents
 from ragfleet.config import CollectionConfig
 from ragfleet.embed.base import Encoder
 from ragfleet.embed.bulk import embed_bulk
-from ragfleet.errors import InputError, StorageError
+from ragfleet.errors import ConfigError, InputError, StorageError
 from ragfleet.index.writebatch import ChunkRecord
 from ragfleet.ingest.chunking import make_chunker
 from ragfleet.ingest.hashing import document_hash
@@ -92,6 +93,7 @@ class _Round:
     todo: list[tuple[Document, str]]
     chunks: list[Chunk]
     vectors: np.ndarray
+    tokens: list[np.ndarray] | None = None  # packed token vectors per chunk (late.py)
 
 
 class DocumentWriter:
@@ -180,8 +182,18 @@ class DocumentWriter:
         texts = [embed_text(c) for c in chunks]
         if cancel is not None:
             cancel()
+        codec = codec_of(self.config, self.encoder.dim)
         if not texts:
             vectors = np.zeros((0, self.encoder.dim), dtype=np.float32)
+        elif codec is not None:
+            if embedder is not None:
+                raise ConfigError(
+                    "this collection stores token vectors, which an external embedder does "
+                    "not return; ingest it in-process (without --ray)"
+                )
+            batch = self.config.encoder.batch_tokens
+            vectors, tokens = embed_with_tokens(self.encoder, texts, batch, codec)
+            return _Round(todo, chunks, vectors, tokens)
         elif embedder is not None:
             vectors = embedder(texts)
         else:
@@ -223,8 +235,12 @@ class DocumentWriter:
         which documents are durable."""
         doc_hash = {d.doc_id: h for d, h in prepared.todo}
         by_doc: dict[str, list[ChunkRecord]] = {}
-        for c, v in zip(prepared.chunks, prepared.vectors, strict=True):
-            by_doc.setdefault(c.doc_id, []).append(ChunkRecord.of(c, v, doc_hash[c.doc_id]))
+        tokens: list[np.ndarray | None] = (
+            list(prepared.tokens) if prepared.tokens is not None else [None] * len(prepared.chunks)
+        )
+        for c, v, t in zip(prepared.chunks, prepared.vectors, tokens, strict=True):
+            record = ChunkRecord.of(c, v, doc_hash[c.doc_id], tokens=t)
+            by_doc.setdefault(c.doc_id, []).append(record)
         per_shard: dict[int, list[ChunkRecord]] = {}
         for doc_id, records in by_doc.items():
             if doc_id not in home:

@@ -47,7 +47,7 @@ MODEL_FIELDS: tuple[str, ...] = (
 )
 #: Fields added after collections were first built: left out of the fingerprint while
 #: they hold their default, so the fingerprints of older collections do not change.
-_LATER_FIELDS: dict[str, object] = {"truncate_dim": 0, "precision": "fp32"}
+_LATER_FIELDS: dict[str, object] = {"truncate_dim": 0, "precision": "fp32", "token_vectors": ""}
 _PRECISIONS = ("fp32", "fp16")
 _POOLINGS = ("mean", "cls", "max")
 #: The cosine a probe must re-encode to. Measured (``benchmarks/contract_cpus.py``): the
@@ -71,10 +71,12 @@ class EmbeddingContract:
     ``normalize`` (unit L2 norm), ``query_prefix`` and ``document_prefix`` (prepended to
     each text of that kind), ``truncate_dim`` (vectors keep their first ``truncate_dim``
     coordinates, renormalised; 0: all ``dim``). ``chunker`` is the chunker spec of the
-    collection (``""`` on an encoder's own contract) and ``precision`` the precision at which
-    the collection keeps its vectors (``fp32``, or ``fp16`` for ``+refine16`` specs); both
-    belong to the collection, not the model. ``probes`` are ``(text, vector)`` pairs
-    recorded at build time.
+    collection (``""`` on an encoder's own contract), ``precision`` the precision at which
+    the collection keeps its vectors (``fp32``, or ``fp16`` for ``+refine16`` specs) and
+    ``token_vectors`` the token codec of a collection that stores token vectors for late
+    interaction (``""``: none); all three belong to the collection, not the model. Fields
+    added later are left out of the fingerprint while they hold their default, so older
+    contracts keep theirs. ``probes`` are ``(text, vector)`` pairs recorded at build time.
     """
 
     model_id: str
@@ -89,6 +91,7 @@ class EmbeddingContract:
     probes: tuple[Probe, ...] = ()
     truncate_dim: int = 0
     precision: str = "fp32"
+    token_vectors: str = ""
 
     def __post_init__(self) -> None:
         if not self.model_id:
@@ -211,11 +214,18 @@ class EmbeddingContract:
                 )
 
     def _fields(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if not out["token_vectors"]:
+            del out["token_vectors"]
+        return out
 
     def _check_fingerprint(self, encoder: Encoder) -> None:
         theirs = dataclasses.replace(
-            encoder.contract, chunker=self.chunker, precision=self.precision, probes=()
+            encoder.contract,
+            chunker=self.chunker,
+            precision=self.precision,
+            probes=(),
+            token_vectors=self.token_vectors,
         )
         if theirs.fingerprint() == self.fingerprint():
             return

@@ -140,6 +140,22 @@ class OnnxMiniLMEncoder:
                 out[i] = np.ascontiguousarray(hidden[row, : int(mask[row].sum())])
         return out
 
+    def encode_with_tokens(
+        self, texts: Sequence[str], kind: EncodeKind = "document"
+    ) -> tuple[Vectors, list[npt.NDArray[np.float32]]]:
+        """One forward pass, both outputs: :meth:`encode`'s pooled vectors and
+        :meth:`token_embeddings`' token states (what late interaction stores at ingest
+        and uses at query time without a second model run)."""
+        encs = self._tokenize(texts, kind)
+        pooled = np.empty((len(encs), DIM), dtype=np.float32)
+        states: list[npt.NDArray[np.float32]] = [np.empty((0, DIM), np.float32)] * len(encs)
+        for idx in self._length_sorted_batches(encs):
+            hidden, mask = self._forward([encs[i] for i in idx])
+            pooled[idx] = mean_pool(hidden, mask)
+            for row, i in enumerate(idx):
+                states[i] = np.ascontiguousarray(hidden[row, : int(mask[row].sum())])
+        return l2_normalize(pooled), states
+
     def _tokenize(self, texts: Sequence[str], kind: EncodeKind) -> list[Any]:
         prefix = self._contract.query_prefix if kind == "query" else self._contract.document_prefix
         items = with_prefix(check_texts(texts, kind), prefix)

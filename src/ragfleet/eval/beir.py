@@ -7,6 +7,7 @@ judge documents.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,8 @@ from ragfleet.eval.metrics import evaluate
 
 if TYPE_CHECKING:
     from ragfleet.collection import Collection
-    from ragfleet.types import Mode
+    from ragfleet.rerank.base import Reranker
+    from ragfleet.types import Hit, Mode
 
 Run = dict[str, dict[str, float]]
 
@@ -42,19 +44,40 @@ class BeirReport:
 
 
 def run_queries(
-    col: Collection, queries: Mapping[str, str], *, mode: Mode, k: int, warmup: int = 5
+    col: Collection,
+    queries: Mapping[str, str],
+    *,
+    mode: Mode,
+    k: int,
+    warmup: int = 5,
+    reranker: Reranker | None = None,
 ) -> tuple[Run, StageLatencies]:
-    """Search every query alone; the run scores are ``k - rank`` so that trec_eval keeps
-    exactly our order (it re-sorts by score and breaks ties by doc id)."""
+    """Search every query alone (and rerank its first ``reranker.config.candidates`` hits,
+    timed as the ``rerank`` stage, inside ``total``); the run scores are ``k - rank`` so
+    that trec_eval keeps exactly our order (it re-sorts by score and breaks ties by doc id)."""
     for text in list(queries.values())[:warmup]:
-        col.search(text, k=k, mode=mode, unique_docs=True)
+        _ask(col, text, mode, k, reranker)
     run: Run = {}
     lat = StageLatencies()
     for qid, text in queries.items():
-        res = col.search(text, k=k, mode=mode, unique_docs=True)
-        run[qid] = {h.doc_id: float(k - i) for i, h in enumerate(res.hits)}
-        lat.add(res.timings_ms)
+        hits, timings = _ask(col, text, mode, k, reranker)
+        run[qid] = {h.doc_id: float(k - i) for i, h in enumerate(hits)}
+        lat.add(timings)
     return run, lat
+
+
+def _ask(
+    col: Collection, text: str, mode: Mode, k: int, reranker: Reranker | None
+) -> tuple[list[Hit], dict[str, float]]:
+    res = col.search(text, k=k, mode=mode, unique_docs=True)
+    timings = dict(res.timings_ms)
+    if reranker is None or not res.hits:
+        return list(res.hits), timings
+    t = time.perf_counter()
+    hits = reranker.rerank(text, res.hits, len(res.hits))
+    timings["rerank"] = (time.perf_counter() - t) * 1e3
+    timings["total"] = timings.get("total", 0.0) + timings["rerank"]
+    return hits, timings
 
 
 def evaluate_beir(
@@ -64,10 +87,12 @@ def evaluate_beir(
     *,
     mode: Mode,
     k: int = 100,
+    reranker: Reranker | None = None,
 ) -> BeirReport:
-    """nDCG@10, Recall@100, MRR@10 (trec_eval semantics) and latency percentiles."""
+    """nDCG@10, Recall@100, MRR@10 (trec_eval semantics) and latency percentiles (per
+    stage, ``rerank`` included when a reranker is given)."""
     judged = {q: t for q, t in queries.items() if q in qrels}
-    run, lat = run_queries(col, judged, mode=mode, k=k)
+    run, lat = run_queries(col, judged, mode=mode, k=k, reranker=reranker)
     metrics = evaluate(run, {q: dict(qrels[q]) for q in judged})
     per_stage = lat.summary()
     return BeirReport(
@@ -84,5 +109,7 @@ def evaluate_beir(
             "chunker": col.config.chunker.spec,
             "fusion": col.config.search.fusion,
             "depth": col.config.search.depth,
+            "reranker": reranker.name if reranker is not None else None,
+            "rerank_n": reranker.config.candidates if reranker is not None else None,
         },
     )

@@ -58,6 +58,7 @@ from ragfleet.index.rwlock import RWLock
 from ragfleet.index.shard_checkpoint import ShardCheckpoints
 from ragfleet.index.shard_dirs import incarnation, recover_swap, resolve_shard_dir
 from ragfleet.index.shard_query import CheckpointPolicy, ShardQuery, ShardReads, ShardResult
+from ragfleet.index.shard_tokens import ShardTokens
 from ragfleet.index.sparse.bm25 import BM25Index
 from ragfleet.index.vectors import segment_roles
 from ragfleet.index.wal import WriteAheadLog
@@ -82,7 +83,7 @@ class _Moved(Exception):
     """A reader's view of the shard went stale while it opened (a checkpoint ran)."""
 
 
-class Shard(ShardReads, ShardCheckpoints):
+class Shard(ShardTokens, ShardReads, ShardCheckpoints):
     """One shard directory (DESIGN.md §4): manifest, index files, docstore and WAL.
 
     Args:
@@ -194,6 +195,7 @@ class Shard(ShardReads, ShardCheckpoints):
                     f"the dense index holds {self.dense.ntotal}, BM25 {self.sparse.n_rows}; "
                     "restore the shard from a replica or rebuild it"
                 )
+        self._load_tokens(manifest, n_rows)
         self.docstore = DocStore(self.path / "docs.sqlite", n_rows, read_only=self.read_only)
         try:
             self.rows = RowTable.restore(self.docstore.entries(), self.sparse.live)
@@ -270,6 +272,7 @@ class Shard(ShardReads, ShardCheckpoints):
         if step.added:
             self.docstore.add([r.at(int(row)) for row, r in zip(rows, batch.upserts, strict=True)])
             self.dense.add(rows, batch.vectors())
+            self._apply_tokens(step.first_row, batch.upserts)
             self.sparse.add(rows, [_sparse_text(r.title, r.text) for r in batch.upserts])
         if len(step.removed):
             self.sparse.remove(step.removed)
@@ -332,6 +335,7 @@ class Shard(ShardReads, ShardCheckpoints):
                     f"vector of {r.chunk_id!r} has shape {r.vector.shape}, the shard holds "
                     f"[{self.dim}]; embed with the collection's encoder"
                 )
+        self._check_tokens(upserts)
 
     # -- lifecycle ------------------------------------------------------------------------
     def close(self) -> None:

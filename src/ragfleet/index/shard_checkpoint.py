@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from ragfleet.index.rwlock import RWLock
     from ragfleet.index.shard_query import CheckpointPolicy
     from ragfleet.index.sparse.bm25 import BM25Index
+    from ragfleet.index.tokens import TokenStore
     from ragfleet.index.wal import WriteAheadLog
 
 log = logging.getLogger("ragfleet.index.shard")
@@ -61,6 +62,7 @@ class ShardCheckpoints:
     docstore: DocStore
     rows: RowTable
     wal: WriteAheadLog
+    tokens: TokenStore | None
     _lock: RWLock
     _seq: int
     _checkpoint_no: int
@@ -148,11 +150,21 @@ class ShardCheckpoints:
                 self.dense.save(files["dense"])
             faults.point("checkpoint.sparse")
             self.sparse.save(files["sparse"])
+            # files carried over from the last checkpoint: vector segments the store keeps,
+            # token segments of the rows before it (each checkpoint writes the new rows only)
+            carried: dict[str, FileEntry] = {}
             store, plan = self.dense.vectors, None
             if store is not None:
                 faults.point("checkpoint.vectors")
                 plan = store.write(self.path, no)
                 files.update(plan.new)
+                carried.update({role: self._files[role] for role in plan.kept})
+            if self.tokens is not None:
+                faults.point("checkpoint.tokens")
+                carried.update(self.tokens.entries)
+                segment = self.tokens.write_segment(self.path, no)
+                if segment is not None:
+                    files[segment[0]] = segment[1]
             manifest = ShardManifest(
                 shard_id=self.shard_id,
                 generation=no,
@@ -160,7 +172,7 @@ class ShardCheckpoints:
                 n_live=self.rows.n_live,
                 contract_fingerprint=self.fingerprint,
                 checkpoint_seq=self._seq,
-                files={role: self._files[role] for role in (plan.kept if plan else ())},
+                files=carried,
             )
             manifest = commit_checkpoint(self.path, files, manifest)
         except BaseException as e:
@@ -175,6 +187,8 @@ class ShardCheckpoints:
         self._checkpoint_seq = self._seq
         self._pending_bytes = self._pending_batches = 0
         self.docstore.committed(n_rows)
+        if self.tokens is not None:
+            self.tokens.committed(self.path, manifest.files)
         faults.point("checkpoint.committed")
         gc_unreferenced(self.path, manifest)
         self.wal.truncate_through(self._seq)

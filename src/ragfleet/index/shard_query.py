@@ -204,6 +204,7 @@ class ShardReads:
             "read_only": self.read_only,
             "needs_training": self.dense.needs_training and not self.dense.is_trained,
             "dense": dense,
+            **self.token_stats(),
         }
 
     def dense_memory(self) -> dict[str, object]:
@@ -230,3 +231,7 @@ class ShardReads:
             "vector_segments": 0 if store is None else store.n_segments,
             "oversample": self.config.index.oversample or self.dense.default_oversample,
         }
+
+    def token_stats(self) -> dict[str, object]:
+        """Token-vector counts (:class:`~ragfleet.index.shard_tokens.ShardTokens`)."""
+        return {}

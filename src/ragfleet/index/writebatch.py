@@ -12,11 +12,15 @@ For the same reason a batch must hold *all* chunks of each document it upserts
 Encoding (no pickle), all integers little-endian::
 
     b"RFWB" | version u8 | header_len u32 | header (UTF-8 JSON) | vectors (float32 LE [n, d])
+        | token codes (uint8, only when the header has "tokens")
 
 The JSON header is ``{"seq", "d", "deletes", "chunks"}`` where ``chunks`` holds one list
 per field (column-wise: ``doc_id``, ``n``, ``text``, ``title``, ``metadata``,
 ``content_hash``, ``doc_hash``); ``chunk_id`` is derived as ``f"{doc_id}#{n}"``. The
 vectors follow as one ``[n, d]`` block of raw float32, row ``i`` belonging to chunk ``i``.
+A collection that stores token vectors adds ``"tokens": [n_tokens per chunk]`` and
+``"token_bytes": B`` to the header, and the chunks' packed token codes (uint8
+``[n_tokens_i, B]``, :mod:`ragfleet.index.tokens_codec`) follow the vectors in chunk order.
 
 This module is longer than most (~320 lines) on purpose: the records, their validation
 and their binary encoding are one wire format, which must change in one place.
@@ -98,7 +102,9 @@ class ChunkRecord:
     """One chunk to add to a shard, with its embedding.
 
     ``content_hash`` is the hash of what was embedded (title + text), ``doc_hash`` the
-    hash of the whole document version; ``vector`` is a read-only float32 ``[d]`` copy.
+    hash of the whole document version; ``vector`` is a read-only float32 ``[d]`` copy;
+    ``tokens`` the chunk's packed token vectors (uint8 ``[n_tokens, B]``, read-only) in a
+    collection that stores them, else ``None``.
     """
 
     chunk_id: str
@@ -110,6 +116,7 @@ class ChunkRecord:
     content_hash: str
     doc_hash: str
     vector: npt.NDArray[np.float32]
+    tokens: npt.NDArray[np.uint8] | None = None
 
     def __post_init__(self) -> None:
         _check_text("doc_id", self.doc_id, allow_empty=False)
@@ -125,6 +132,17 @@ class ChunkRecord:
         meta = _freeze_metadata(self.metadata, f"metadata of {self.chunk_id!r}")
         object.__setattr__(self, "metadata", meta)
         object.__setattr__(self, "vector", self._checked_vector(self.vector))
+        if self.tokens is not None:
+            object.__setattr__(self, "tokens", self._checked_tokens(self.tokens))
+
+    def _checked_tokens(self, tokens: object) -> npt.NDArray[np.uint8]:
+        if not isinstance(tokens, np.ndarray) or tokens.dtype != np.uint8 or tokens.ndim != 2:
+            raise InputError(
+                f"tokens of {self.chunk_id!r} must be packed uint8 [n_tokens, B] (a TokenCodec)"
+            )
+        t = np.array(tokens, dtype=np.uint8, copy=True)
+        t.setflags(write=False)
+        return t
 
     def _checked_vector(self, vector: object) -> npt.NDArray[np.float32]:
         try:
@@ -140,7 +158,11 @@ class ChunkRecord:
 
     @classmethod
     def of(
-        cls, chunk: Chunk | StoredChunk, vector: npt.ArrayLike, doc_hash: str | None = None
+        cls,
+        chunk: Chunk | StoredChunk,
+        vector: npt.ArrayLike,
+        doc_hash: str | None = None,
+        tokens: npt.NDArray[np.uint8] | None = None,
     ) -> ChunkRecord:
         """The record that writes ``chunk`` with ``vector``: a new chunk of a document
         (``doc_hash``: that version's hash) or a stored one again (compaction, reindex,
@@ -159,6 +181,7 @@ class ChunkRecord:
             content_hash=chunk.content_hash,
             doc_hash=doc_hash,
             vector=np.asarray(vector, dtype=np.float32),
+            tokens=tokens,
         )
 
     def at(self, row: int) -> StoredChunk:
@@ -171,8 +194,14 @@ class ChunkRecord:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ChunkRecord):
             return NotImplemented
-        return all(getattr(self, f) == getattr(other, f) for f in ("chunk_id", *_COLUMNS)) and bool(
-            np.array_equal(self.vector, other.vector)
+        if self.tokens is None or other.tokens is None:
+            same_tokens = self.tokens is None and other.tokens is None
+        else:
+            same_tokens = bool(np.array_equal(self.tokens, other.tokens))
+        return (
+            all(getattr(self, f) == getattr(other, f) for f in ("chunk_id", *_COLUMNS))
+            and bool(np.array_equal(self.vector, other.vector))
+            and same_tokens
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -246,8 +275,13 @@ class WriteBatch:
                 for col in _COLUMNS
             },
         }
+        blocks = [c.tokens for c in self.upserts if c.tokens is not None]
+        if blocks:
+            header["tokens"] = [len(b) for b in blocks]
+            header["token_bytes"] = int(blocks[0].shape[1])
         head = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         body = self.vectors().astype("<f4", copy=False).tobytes()
+        body += b"".join(b.tobytes() for b in blocks)
         return _PREFIX.pack(_MAGIC, _VERSION, len(head)) + head + body
 
     @classmethod
@@ -264,15 +298,17 @@ class WriteBatch:
         n = len(columns[0])
         if any(len(c) != n for c in columns) or not isinstance(d, int) or d < 0:
             raise InputError(f"write batch header is inconsistent: {n} chunks, d={d!r}")
-        if len(body) != 4 * n * d:
+        tokens = _token_blocks(header, body[4 * n * d :], n)
+        if len(body) - sum(t.nbytes for t in tokens) != 4 * n * d:
             raise InputError(
                 f"write batch holds {len(body)} vector bytes, expected 4 * {n} * {d} = {4 * n * d}"
             )
-        vectors = np.frombuffer(body, dtype="<f4").reshape(n, d)
+        vectors = np.frombuffer(body, dtype="<f4", count=n * d).reshape(n, d)
         upserts = tuple(
             ChunkRecord(
                 chunk_id=chunk_id_of(fields["doc_id"], fields["n"]),
                 vector=vectors[i],
+                tokens=tokens[i] if tokens else None,
                 **fields,
             )
             for i, fields in enumerate(
@@ -280,6 +316,22 @@ class WriteBatch:
             )
         )
         return cls(seq=seq, upserts=upserts, deletes=tuple(deletes))
+
+
+def _token_blocks(header: dict[str, Any], data: bytes, n: int) -> list[npt.NDArray[np.uint8]]:
+    """The packed token blocks after the vectors (none when the header has no "tokens")."""
+    if "tokens" not in header:
+        return []
+    counts, width = header["tokens"], header.get("token_bytes")
+    if not isinstance(counts, list) or len(counts) != n or not isinstance(width, int) or width < 1:
+        raise InputError(f"write batch header: bad token counts for {n} chunks or token_bytes")
+    if any(not isinstance(c, int) or c < 0 for c in counts) or sum(counts) * width != len(data):
+        raise InputError(
+            f"write batch holds {len(data)} token bytes, expected {sum(counts)} x {width}"
+        )
+    flat = np.frombuffer(data, dtype=np.uint8).reshape(-1, width)
+    ends = np.cumsum(counts)
+    return [flat[e - c : e] for c, e in zip(counts, ends, strict=True)]
 
 
 def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
@@ -318,6 +370,12 @@ def _check_upserts(upserts: tuple[ChunkRecord, ...]) -> None:
     dims = {int(c.vector.shape[0]) for c in upserts}
     if len(dims) > 1:
         raise InputError(f"vectors of different dimensions in one batch: {sorted(dims)}")
+    widths = {-1 if c.tokens is None else int(c.tokens.shape[1]) for c in upserts}
+    if len(widths) > 1:
+        raise InputError(
+            "a batch's chunks must all carry token vectors of one width or none "
+            f"(got widths {sorted(widths)}; -1: none)"
+        )
     ns: dict[str, list[int]] = {}
     hashes: dict[str, set[str]] = {}
     for c in upserts:

@@ -1,5 +1,6 @@
 """Rerank: re-score the top candidates of a search with a more expensive model.
 
+``LateReranker`` scores by MaxSim over token vectors stored at ingest (milliseconds);
 ``MaxSimReranker`` needs no training (ColBERT-style late interaction over the bundled
 encoder); ``CrossEncoderReranker`` loads a local cross-encoder folder, such as one written by
 ``ragfleet reranker train`` (:mod:`ragfleet.rerank.train`). :func:`load_reranker` picks one
@@ -9,15 +10,28 @@ by name or path, as the CLI does.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from ragfleet.errors import ConfigError
 from ragfleet.rerank.base import RerankConfig, Reranker, reorder, rerank_with
 
 __all__ = ["RerankConfig", "Reranker", "load_reranker", "reorder", "rerank_with"]
 
 
-def load_reranker(spec: str, config: RerankConfig | None = None) -> Reranker:
-    """``"maxsim"`` → :class:`~ragfleet.rerank.maxsim.MaxSimReranker`; any other value is a
-    cross-encoder directory → :class:`~ragfleet.rerank.cross_encoder.CrossEncoderReranker`."""
+def load_reranker(
+    spec: str, config: RerankConfig | None = None, retriever: Any | None = None
+) -> Reranker:
+    """``"late"`` → :class:`~ragfleet.rerank.late.LateReranker` over ``retriever``'s stored
+    token vectors; ``"maxsim"`` → :class:`~ragfleet.rerank.maxsim.MaxSimReranker`; any other
+    value is a cross-encoder directory →
+    :class:`~ragfleet.rerank.cross_encoder.CrossEncoderReranker`."""
+    if spec == "late":
+        from ragfleet.rerank.late import LateReranker
+
+        if retriever is None:
+            raise ConfigError("the late reranker needs the collection whose hits it reranks")
+        late_config = config or RerankConfig(candidates=50)
+        return LateReranker(retriever, RerankConfig(late_config.candidates, batch_size=64))
     if spec == "maxsim":
         from ragfleet.rerank.maxsim import MaxSimReranker
 

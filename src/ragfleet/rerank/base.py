@@ -58,6 +58,16 @@ class Reranker(Protocol):
         ...
 
 
+@runtime_checkable
+class HitScorer(Protocol):
+    """A reranker that scores hits by what the index stored for them (late interaction
+    over stored token vectors) rather than by their text; the pipeline prefers it."""
+
+    def score_hits(self, query: str, hits: Sequence[Hit]) -> Scores:
+        """One score per hit, higher is better."""
+        ...
+
+
 def check_request(query: str, top_n: int) -> None:
     """Raise :class:`InputError` for an empty query or ``top_n < 1``."""
     if not isinstance(query, str) or not query.strip():

@@ -21,6 +21,7 @@ from typing import Any, Protocol, cast
 import numpy as np
 import numpy.typing as npt
 
+from ragfleet.embed.token_capture import maxsim_states
 from ragfleet.errors import ConfigError
 from ragfleet.rerank.base import RerankConfig, Scores, rerank_with
 from ragfleet.types import EncodeKind, Hit
@@ -37,10 +38,9 @@ class TokenEncoder(Protocol):
 
 
 def normalize_tokens(states: Matrix) -> Matrix:
-    """Drop the first and last token ([CLS], [SEP]) and L2-normalise each row."""
-    x = states[1:-1] if len(states) > 2 else states
-    norms = np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.float32(1e-12))
-    return np.ascontiguousarray(x / norms, dtype=np.float32)
+    """Drop the first and last token ([CLS], [SEP]) and L2-normalise each row
+    (:func:`ragfleet.embed.token_capture.maxsim_states`)."""
+    return maxsim_states(states)
 
 
 def maxsim(q: Matrix, d: Matrix) -> float:

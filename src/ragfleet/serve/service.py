@@ -44,6 +44,25 @@ def _searcher(col: Collection, settings: ServeSettings) -> Any:
     return CachedSearch(col, backend)
 
 
+def _pipeline(
+    col: Collection, searcher: Any, generator: Extractive | None, settings: ServeSettings
+) -> Pipeline:
+    """``/ask``'s pipeline over ``searcher``, reranking with ``settings.reranker`` (over the
+    collection's stored token vectors for ``late``) when one is configured."""
+    if not settings.reranker or (settings.reranker == "late" and not col.has_token_vectors):
+        return Pipeline(searcher, generator=generator)
+    from ragfleet.pipeline import PipelineConfig
+    from ragfleet.rerank import RerankConfig, load_reranker
+
+    n = settings.rerank_n
+    rr = load_reranker(settings.reranker, RerankConfig(candidates=n), retriever=col)
+    config = PipelineConfig(
+        budget_ms=settings.ask_budget_ms, k=max(20, n), rerank_candidates=n,
+        min_rerank_candidates=min(5, n),
+    )  # fmt: skip
+    return Pipeline(searcher, rr, generator=generator, config=config)
+
+
 class Service:
     """State of one server (see the module docstring)."""
 
@@ -63,7 +82,7 @@ class Service:
             if name not in self.pipelines:
                 # answers without the dense term unless asked: see ServeSettings.answer_dense
                 gen = None if settings.answer_dense else Extractive()
-                self.pipelines[name] = Pipeline(searcher, generator=gen)
+                self.pipelines[name] = _pipeline(collections[name], searcher, gen, settings)
         self.metrics = ServeMetrics()
         self.limiter = RateLimiter(settings.rate_per_s, settings.burst)
         self.admission = Admission(settings.max_inflight)

@@ -50,6 +50,9 @@ class ServeSettings:
         cache_url: a Redis URL shared by several servers, behind the in-process cache.
         read_only: open the collections read-only and refuse writes (409): several
             worker processes, or a server beside another writer (one writer per collection).
+        reranker: ``/ask`` reranks with this (``late``: MaxSim over stored token vectors,
+            for collections built with them); ``""``: no reranking.
+        rerank_n: candidates ``/ask`` retrieves and re-scores with ``reranker``.
     """
 
     max_body_bytes: int = 1 << 20
@@ -72,6 +75,8 @@ class ServeSettings:
     cache_bytes: int = 0
     cache_url: str | None = None
     read_only: bool = False
+    reranker: str = ""
+    rerank_n: int = 50
 
     def __post_init__(self) -> None:
         positive = {
@@ -86,6 +91,7 @@ class ServeSettings:
             "batch_max": self.batch_max,
             "ask_budget_ms": self.ask_budget_ms,
             "body_timeout_s": self.body_timeout_s,
+            "rerank_n": self.rerank_n,
         }
         for name, value in positive.items():
             if value <= 0:

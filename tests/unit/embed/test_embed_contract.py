@@ -44,16 +44,20 @@ def _sha(fields: dict[str, Any]) -> str:
 
 
 def test_fingerprint_is_sha256_of_canonical_json_without_probes() -> None:
-    """Without probes; ``truncate_dim`` and ``precision`` (added later) only when they
-    differ from their defaults, so that older collections keep their fingerprint."""
+    """Without probes; ``truncate_dim``, ``precision`` and ``token_vectors`` (added later)
+    only when they differ from their defaults, so that older collections keep their
+    fingerprint."""
     fields = {f.name: getattr(BASE, f.name) for f in dataclasses.fields(BASE)}
-    for later in ("probes", "truncate_dim", "precision"):
+    for later in ("probes", "truncate_dim", "precision", "token_vectors"):
         del fields[later]
     assert BASE.fingerprint() == _sha(fields)
     with_probe = dataclasses.replace(BASE, probes=(("x", (1.0, 0.0, 0.0)),))
     assert with_probe.fingerprint() == BASE.fingerprint()
     cut = dataclasses.replace(BASE, truncate_dim=2, precision="fp16")
     assert cut.fingerprint() == _sha({**fields, "truncate_dim": 2, "precision": "fp16"})
+    late = dataclasses.replace(BASE, token_vectors="int8")
+    assert late.fingerprint() == _sha({**fields, "token_vectors": "int8"})
+    assert EmbeddingContract.from_dict(late.to_dict()) == late
 
 
 def test_fingerprint_of_a_contract_written_before_truncation_and_precision() -> None:
@@ -203,7 +207,7 @@ def test_probes_alone_refuse_the_nearest_other_model(
 
 def test_model_fields_are_every_field_but_the_collections_and_probes() -> None:
     names = {f.name for f in dataclasses.fields(EmbeddingContract)}
-    assert set(MODEL_FIELDS) == names - {"chunker", "precision", "probes"}
+    assert set(MODEL_FIELDS) == names - {"chunker", "precision", "probes", "token_vectors"}
 
 
 @pytest.mark.model
