@@ -12,8 +12,8 @@ principal directions of the token vectors, then int8; the query is projected too
 recommended default is the smallest codec within 0.005 nDCG@10 of ``fp32`` that needs no
 training (a trained codec needs its centroids or projection frozen before the first write).
 
-    python benchmarks/late_codecs.py --make-cache      # once (builds the collection if missing)
-    python benchmarks/late_codecs.py                   # the sweep, from the cache
+    python -m benchmarks.late_codecs --make-cache      # once (builds the collection if missing)
+    python -m benchmarks.late_codecs                   # the sweep, from the cache
 
 Writes benchmarks/results/late_codecs.json and .png.
 """
