@@ -57,6 +57,26 @@ class Encoder(Protocol):
         ...
 
 
+class EncoderWrapper:
+    """Base of an encoder around another one, ``inner`` (batching, token capture): the same
+    dimension, contract and tokenizer; a subclass sets ``inner`` and ``name`` and encodes."""
+
+    inner: Encoder
+    name: str
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    @property
+    def contract(self) -> EmbeddingContract:
+        return self.inner.contract
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self.inner.tokenizer
+
+
 def check_texts(texts: Sequence[str], kind: str = "document") -> list[str]:
     """Validate an encoder's input and return it as a list.
 

@@ -19,14 +19,12 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from ragfleet.embed.base import Vectors
+from ragfleet.embed.base import EncoderWrapper, Vectors
 from ragfleet.errors import ConfigError
 from ragfleet.types import EncodeKind
 
 if TYPE_CHECKING:
     from ragfleet.embed.base import Encoder
-    from ragfleet.embed.contract import EmbeddingContract
-    from ragfleet.ingest.tokenize import Tokenizer
 
 #: How many queries' token states a capture keeps.
 REMEMBER = 256
@@ -50,7 +48,7 @@ def maxsim_states(states: States) -> States:
     return np.ascontiguousarray(x / norms, dtype=np.float32)
 
 
-class TokenCapture:
+class TokenCapture(EncoderWrapper):
     """An :class:`~ragfleet.embed.base.Encoder` that remembers its queries' token vectors."""
 
     def __init__(self, encoder: Encoder, remember: int = REMEMBER) -> None:
@@ -66,18 +64,6 @@ class TokenCapture:
         self._seen: OrderedDict[str, States] = OrderedDict()
         self._mutex = threading.Lock()
         self.passes = 0  # encoder passes run for queries (tests count them)
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
-
-    @property
-    def contract(self) -> EmbeddingContract:
-        return self.inner.contract
-
-    @property
-    def tokenizer(self) -> Tokenizer:
-        return self.inner.tokenizer
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -25,13 +25,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ragfleet.embed.base import Encoder, Vectors, check_texts
+from ragfleet.embed.base import Encoder, EncoderWrapper, Vectors, check_texts
 from ragfleet.errors import ConfigError, InputError
 from ragfleet.types import EncodeKind
 
 if TYPE_CHECKING:
-    from ragfleet.embed.contract import EmbeddingContract
-    from ragfleet.ingest.tokenize import Tokenizer
+    pass
 
 
 @dataclass
@@ -41,7 +40,7 @@ class _Item:
     future: Future[Vectors] = field(default_factory=Future)
 
 
-class BatchingEncoder:
+class BatchingEncoder(EncoderWrapper):
     """An :class:`Encoder` that merges concurrent query encodes into one call.
 
     Args:
@@ -71,18 +70,6 @@ class BatchingEncoder:
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="ragfleet-batcher", daemon=True)
         self._thread.start()
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
-
-    @property
-    def contract(self) -> EmbeddingContract:
-        return self.inner.contract
-
-    @property
-    def tokenizer(self) -> Tokenizer:
-        return self.inner.tokenizer
 
     def encode(self, texts: Sequence[str], kind: EncodeKind = "document") -> Vectors:
         """As the wrapped encoder; texts wait at most ``max_wait_ms`` to be batched with
