@@ -216,22 +216,11 @@ def paired_times(
         i, n = len(ta), len(batches)
         j = 2 * i + (2 * i // n) % 2
         xa, xb = batches[j % n], batches[(j + 1) % n]
-        if i % 2:
+        sides = [(a, xa, ta), (b, xb, tb)]
+        for run, x, times in sides[::-1] if i % 2 else sides:
             t0 = clock()
-            b(xb)
-            t1 = clock()
-            a(xa)
-            t2 = clock()
-            ta.append((t2 - t1) / xa.shape[0])
-            tb.append((t1 - t0) / xb.shape[0])
-        else:
-            t0 = clock()
-            a(xa)
-            t1 = clock()
-            b(xb)
-            t2 = clock()
-            ta.append((t1 - t0) / xa.shape[0])
-            tb.append((t2 - t1) / xb.shape[0])
+            run(x)
+            times.append((clock() - t0) / x.shape[0])
     return np.asarray(ta), np.asarray(tb)
 
 
