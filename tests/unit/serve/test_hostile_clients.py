@@ -5,7 +5,8 @@ loopback, each test bounded to a few sockets and seconds:
   authenticated clients are served meanwhile, and the slow connections are dropped;
 * an authenticated client that never sends its body loses its slot after the body deadline;
 * a flood of wrong secrets for a real key id costs a bounded number of PBKDF2 runs (the
-  rest get 429 + Retry-After), and a legitimate client's p99 stays within 2× of idle;
+  rest get 429 + Retry-After), and a legitimate client's p99 stays within 2× of idle or
+  1.5× of its p99 under a keyless flood of the same rate;
 * failed authentications are limited per client address and per key id.
 """
 
@@ -104,42 +105,49 @@ def test_an_admitted_client_that_never_sends_its_body_loses_its_slot(
 
 def test_a_wrong_secret_flood_keeps_legitimate_latency(server: tuple[str, str]) -> None:
     """Legitimate p99 under a flood of wrong secrets for the same key id stays within 2x of
-    idle (it went from ~10 ms to ~6 s when every wrong secret cost a PBKDF2). The attackers
-    are threads of this process and share the machine with the server, so a round can be
-    unlucky: up to three rounds (idle, then flood), and one within 2x passes; a regression
-    to the old cost fails them all."""
+    idle, or within 1.5x of its p99 under an equally fast flood of requests that carry no
+    key at all (the cheapest refusal there is), measured in the same round: the attackers are
+    threads of this process and share two cores with the server, so some slowdown is the
+    machine's, not the key check's. It went from ~10 ms to ~6 s when every wrong secret cost
+    a PBKDF2; a regression to that cost fails both bounds. Up to three rounds, one passing."""
     url, key = server
     _search(url, key)  # warm: the legitimate key is verified once and remembered
     key_id = key.split("_")[1]
-    rounds: list[tuple[float, float, int]] = []
+    rounds: list[tuple[float, float, float, int]] = []
     for _ in range(3):
         idle = [_search(url, key)[1] for _ in range(30)]
-        codes, under = _flood_while(url, key_id, lambda: [_search(url, key)[1] for _ in range(30)])
+        measure = lambda: [_search(url, key)[1] for _ in range(30)]  # noqa: E731
+        codes, under = _flood_while(url, lambda n: {"Authorization": f"Bearer rf_{key_id}_w{n}"},
+                                    measure)  # fmt: skip
         assert len(codes) > 100
         assert codes.count(401) <= 10  # PBKDF2 ran at most max_failures times for this key id
         assert codes.count(429) >= len(codes) - 10
+        plain, baseline = _flood_while(url, lambda n: {}, measure)
+        assert set(plain) == {401}
         p99_idle, p99_under = float(np.percentile(idle, 99)), float(np.percentile(under, 99))
-        rounds.append((p99_idle, p99_under, len(codes)))
+        p99_base = float(np.percentile(baseline, 99))
+        rounds.append((p99_idle, p99_under, p99_base, len(codes)))
         print(f"\nlegitimate p99 idle {p99_idle * 1e3:.1f} ms, under the flood "
-              f"{p99_under * 1e3:.1f} ms ({len(codes)} attacking requests)")  # fmt: skip
-        if p99_under <= 2 * p99_idle:
+              f"{p99_under * 1e3:.1f} ms ({len(codes)} attacking requests), under a keyless "
+              f"flood {p99_base * 1e3:.1f} ms ({len(plain)})")  # fmt: skip
+        if p99_under <= max(2 * p99_idle, 1.5 * p99_base):
             return
-    pytest.fail(f"legitimate p99 (idle, under flood, attacks) per round: {rounds}")
+    pytest.fail(f"legitimate p99 (idle, wrong secrets, no key, attacks) per round: {rounds}")
 
 
 def _flood_while(
-    url: str, key_id: str, measure: Callable[[], list[float]]
+    url: str, headers: Callable[[int], dict[str, str]], measure: Callable[[], list[float]]
 ) -> tuple[list[int], list[float]]:
-    """The status codes 4 threads got sending wrong secrets for ``key_id`` while
-    ``measure()`` ran, and what it returned."""
+    """The status codes 4 threads got sending searches with ``headers(n)`` (n counts the
+    requests sent) while ``measure()`` ran, and what it returned."""
     codes: list[int] = []
     stop = threading.Event()
 
     def flood() -> None:
         with httpx.Client(timeout=30) as c:
             while not stop.is_set():
-                wrong = {"Authorization": f"Bearer rf_{key_id}_wrong{len(codes)}"}
-                r = c.post(f"{url}/v1/collections/demo/search", json=BODY, headers=wrong)
+                h = headers(len(codes))
+                r = c.post(f"{url}/v1/collections/demo/search", json=BODY, headers=h)
                 codes.append(r.status_code)
 
     attackers = [threading.Thread(target=flood) for _ in range(4)]
