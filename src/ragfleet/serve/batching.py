@@ -2,11 +2,12 @@
 
 Each search runs on its own worker thread and calls ``encode([q], kind="query")``; the
 :class:`BatchingEncoder` queues the call and one batcher thread drains the queue into
-batches. A batch closes when it holds ``max_batch`` texts or ``max_wait_ms`` after its
-first text arrived, whichever is first; it is encoded with one call of the wrapped
-encoder and each caller gets its own rows back. While one batch is encoding, the next
-fills up, so under load the batch size follows the arrival rate with no extra wait
-(Clipper, Crankshaw et al., NSDI 2017, §4.3 — adaptive batching). Small document
+batches. A batch takes every text already queued, up to ``max_batch``, and is encoded at
+once with one call of the wrapped encoder; each caller gets its own rows back. While one
+batch is encoding, the next fills up, so under load the batch size follows the arrival rate
+and a lone query never waits for company (Clipper, Crankshaw et al., NSDI 2017, §4.3 —
+adaptive batching). ``max_wait_ms`` > 0 opts into waiting that long after a batch's first
+text for more, which can only add latency when the queue is empty. Small document
 encodes (at most ``max_batch`` texts: the sentences an extractive answer scores) queue on
 the same thread, batched only with other documents, so the model runs one call at a time
 instead of several calls fighting over the cores; bulk document encodes (upserts) pass
@@ -46,7 +47,8 @@ class BatchingEncoder(EncoderWrapper):
     Args:
         inner: the encoder doing the work.
         max_batch: most texts per call of ``inner``.
-        max_wait_ms: longest a text waits for company before its batch is encoded.
+        max_wait_ms: how long a batch waits for company after its first text (0, the
+            default: not at all — it takes what is queued and goes).
         on_batch: called with the size of every batch (for metrics).
     """
 
@@ -54,7 +56,7 @@ class BatchingEncoder(EncoderWrapper):
         self,
         inner: Encoder,
         max_batch: int = 32,
-        max_wait_ms: float = 2.0,
+        max_wait_ms: float = 0.0,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         if max_batch < 1 or max_wait_ms < 0:
@@ -72,9 +74,9 @@ class BatchingEncoder(EncoderWrapper):
         self._thread.start()
 
     def encode(self, texts: Sequence[str], kind: EncodeKind = "document") -> Vectors:
-        """As the wrapped encoder; texts wait at most ``max_wait_ms`` to be batched with
-        texts of the same kind; a document encode of more than ``max_batch`` texts runs at
-        once on the caller's thread."""
+        """As the wrapped encoder; texts are batched with the texts of the same kind queued
+        with them (waiting at most ``max_wait_ms`` for more); a document encode of more
+        than ``max_batch`` texts runs at once on the caller's thread."""
         items = check_texts(texts, kind)
         if not items or (kind != "query" and len(items) > self.max_batch):
             return self.inner.encode(items, kind=kind)
@@ -109,7 +111,8 @@ class BatchingEncoder(EncoderWrapper):
         deadline = time.monotonic() + self.max_wait_s
         while n < self.max_batch:
             try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                wait = deadline - time.monotonic()
+                item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
             if item is None:
