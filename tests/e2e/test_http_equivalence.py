@@ -108,21 +108,27 @@ def test_client_writes_and_errors(served: Any) -> None:
     assert e.value.status == 401
 
 
-def test_bench_load_cli(served: Any, tmp_path: Path) -> None:
+def _bench_app() -> Any:
     import typer
-    from typer.testing import CliRunner
 
     from ragfleet.cli import bench, serve_cmds
 
-    url, key, _ = served
     app = typer.Typer()
     bench.register(app)
     serve_cmds.register(app)
+    return app
+
+
+def test_bench_load_cli(served: Any, tmp_path: Path) -> None:
+    url, key, _ = served
+    app = _bench_app()
     queries = tmp_path / "q.jsonl"
     queries.write_text(
         "".join(json.dumps({"_id": str(i), "text": q}) + "\n" for i, q in enumerate(QUERIES))
     )
     out = tmp_path / "out"
+    from typer.testing import CliRunner
+
     res = CliRunner().invoke(app, [
         "bench", "load", "--url", f"{url}/v1/collections/demo", "--queries", str(queries),
         "--concurrency", "1", "--concurrency", "4", "--duration", "1", "--key", key,
@@ -136,3 +142,30 @@ def test_bench_load_cli(served: Any, tmp_path: Path) -> None:
         assert r["latency_ms"]["p50"] <= r["latency_ms"]["p99"]
         assert {"embed", "search", "total"} <= set(r["stages_ms"])
     assert (out / "load.png").stat().st_size > 0
+
+
+def test_bench_load_open_loop_cli(served: Any, tmp_path: Path) -> None:
+    url, key, _ = served
+    app = _bench_app()
+    queries = tmp_path / "q.txt"
+    queries.write_text("\n".join(QUERIES) + "\n")
+    out = tmp_path / "out"
+    from typer.testing import CliRunner
+
+    base = ["bench", "load", "--url", f"{url}/v1/collections/demo", "--queries", str(queries),
+            "--duration", "2", "--key", key, "--out", str(out)]  # fmt: skip
+    res = CliRunner().invoke(app, [*base, "--rate", "20", "--rate", "5", "--slo-ms", "200"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "load.json").read_text())
+    assert [r["rate"] for r in report["open_loop"]] == [5, 20]
+    for r in report["open_loop"]:
+        assert r["errors"] == 0 and r["ok"] == r["sent"] > 0 and r["dropped"] == 0
+        assert r["latency_ms"]["p50"] <= r["latency_ms"]["p99"]
+    bend = report["knee"]
+    assert bend is not None and bend["target_ms"] == 200
+    assert bend["admission_limit"] >= 1 and "admission limit" in res.output
+    assert (out / "load.png").stat().st_size > 0
+    both = CliRunner().invoke(app, [*base, "--rate", "5", "--concurrency", "2"])
+    assert both.exit_code == 2 and "not both" in both.output
+    bad = CliRunner().invoke(app, [*base, "--rate", "0"])
+    assert bad.exit_code == 2 and "rate must be" in bad.output

@@ -1,8 +1,7 @@
-"""``ragfleet serve``, ``ragfleet keys add`` and ``ragfleet bench load``."""
+"""``ragfleet serve`` and the ``ragfleet keys`` group."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -17,8 +16,11 @@ from ragfleet.cli._common import fail, subgroup, user_errors
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``serve``, the ``keys`` group and ``bench load`` (into an existing ``bench``
-    group when there is one, so register after ``bench.register``)."""
+    """Add ``serve``, the ``keys`` group and ``bench load`` (:mod:`ragfleet.cli.load_cmds`,
+    into an existing ``bench`` group when there is one, so register after
+    ``bench.register``)."""
+    from ragfleet.cli import load_cmds
+
     app.command("serve")(serve)
     keys = typer.Typer(help="Manage API keys.", no_args_is_help=True)
     keys.command("add")(keys_add)
@@ -26,7 +28,7 @@ def register(app: typer.Typer) -> None:
     keys.command("revoke")(keys_revoke)
     keys.command("rotate")(keys_rotate)
     app.add_typer(keys, name="keys")
-    subgroup(app, "bench", "Benchmark ragfleet.").command("load")(load)
+    subgroup(app, "bench", "Benchmark ragfleet.").command("load")(load_cmds.load)
 
 
 def serve(
@@ -63,7 +65,9 @@ def serve(
     burst: Annotated[int, typer.Option(help="token-bucket burst per key")] = 200,
     batching: Annotated[bool, typer.Option(help="micro-batch query embeddings")] = True,
     batch_max: Annotated[int, typer.Option(help="queries per micro-batch")] = 32,
-    batch_wait_ms: Annotated[float, typer.Option(help="longest wait for a batch")] = 2.0,
+    batch_wait_ms: Annotated[
+        float, typer.Option(help="wait this long for more queries to batch (0: never)")
+    ] = 0.0,
     answer_dense: Annotated[
         bool, typer.Option(help="/ask answers use the encoder too (better, ~80 ms slower)")
     ] = False,
@@ -214,40 +218,3 @@ def keys_rotate(
         store.save(file)
     typer.echo(key)
     typer.echo(f"key {record.name!r} rotated in {file}; the old key no longer works", err=True)
-
-
-def load(
-    url: Annotated[str, typer.Option(help="collection URL: http://HOST:PORT/v1/collections/NAME")],
-    queries: Annotated[Path, typer.Option(help="queries: text lines or JSONL with 'text'")],
-    concurrency: Annotated[list[int], typer.Option(help="clients; repeat to sweep")] = [8],  # noqa: B006
-    duration: Annotated[float, typer.Option(help="seconds per concurrency level")] = 10.0,
-    key: Annotated[str | None, typer.Option(help="API key (default $RAGFLEET_API_KEY)")] = None,
-    endpoint: Annotated[str, typer.Option(help="search | ask")] = "search",
-    k: Annotated[int, typer.Option(help="hits per search")] = 10,
-    mode: Annotated[str, typer.Option(help="dense | sparse | hybrid")] = "hybrid",
-    out: Annotated[Path, typer.Option(help="writes load.json and load.png here")] = Path(
-        "bench-load"
-    ),
-) -> None:
-    """Closed-loop load: QPS, p50/p95/p99 overall and per stage, 429s and errors."""
-    from ragfleet.eval.load import LoadConfig, plot_load, read_queries, run_load
-
-    with user_errors():
-        texts = read_queries(queries)
-        runs = []
-        for c in concurrency:
-            cfg = LoadConfig(
-                url, c, duration, endpoint,  # type: ignore[arg-type]
-                key or os.environ.get("RAGFLEET_API_KEY"), k, mode,
-            )  # fmt: skip
-            run = asyncio.run(run_load(cfg, texts))
-            lat = run.latency() or {"p50": 0.0, "p99": 0.0}
-            typer.echo(
-                f"C={c:<4} qps={run.qps:<9.1f} p50={lat['p50']:<8.1f} p99={lat['p99']:<8.1f} "
-                f"429={run.shed:<6} errors={run.errors}"
-            )
-            runs.append(run)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "load.json").write_text(json.dumps([r.to_dict() for r in runs], indent=2) + "\n")
-    plot_load(runs, out / "load.png", title=f"{endpoint} {url}")
-    typer.echo(f"wrote {out / 'load.json'} and {out / 'load.png'}")

@@ -54,15 +54,12 @@ class LoadConfig:
         return {"query": query, "k": self.k, "mode": self.mode}
 
 
-@dataclass
-class LoadRun:
-    """What one run measured."""
+class Outcomes:
+    """What a load run counts, closed or open loop: the latencies of served (2xx)
+    requests and every status (or transport failure) seen."""
 
-    config: LoadConfig
-    seconds: float = 0.0
-    latencies_ms: list[float] = field(default_factory=list)
-    statuses: Counter[str] = field(default_factory=Counter)
-    stages: StageLatencies = field(default_factory=StageLatencies)
+    latencies_ms: list[float]
+    statuses: Counter[str]
 
     @property
     def ok(self) -> int:
@@ -76,12 +73,23 @@ class LoadRun:
     def errors(self) -> int:
         return sum(n for s, n in self.statuses.items() if not s.startswith("2") and s != "429")
 
+    def latency(self) -> LatencySummary | None:
+        return percentiles(self.latencies_ms) if self.latencies_ms else None
+
+
+@dataclass
+class LoadRun(Outcomes):
+    """What one run measured."""
+
+    config: LoadConfig
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    statuses: Counter[str] = field(default_factory=Counter)
+    stages: StageLatencies = field(default_factory=StageLatencies)
+
     @property
     def qps(self) -> float:
         return self.ok / self.seconds if self.seconds > 0 else 0.0
-
-    def latency(self) -> LatencySummary | None:
-        return percentiles(self.latencies_ms) if self.latencies_ms else None
 
     def to_dict(self) -> dict[str, Any]:
         c = self.config
