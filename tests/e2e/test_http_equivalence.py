@@ -5,6 +5,7 @@ engine's types; ``ragfleet bench load`` drives the real server."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -159,11 +160,15 @@ def test_bench_load_open_loop_cli(served: Any, tmp_path: Path) -> None:
     report = json.loads((out / "load.json").read_text())
     assert [r["rate"] for r in report["open_loop"]] == [5, 20]
     for r in report["open_loop"]:
-        assert r["errors"] == 0 and r["ok"] == r["sent"] > 0 and r["dropped"] == 0
+        assert r["errors"] == 0 and r["ok"] + r["shed_429"] == r["sent"] > 0 and r["dropped"] == 0
         assert r["latency_ms"]["p50"] <= r["latency_ms"]["p99"]
-    bend = report["knee"]
-    assert bend is not None and bend["target_ms"] == 200
-    assert bend["admission_limit"] >= 1 and "admission limit" in res.output
+    bend = report["knee"]  # None when even 5/s was not kept up (a loaded box, 429s)
+    if bend is None:
+        assert "no knee" in res.output
+    else:
+        assert bend["target_ms"] == 200 and bend["rate"] in (5, 20)
+        assert bend["admission_limit"] == max(1, math.ceil(bend["throughput_qps"] * 0.2))
+        assert "admission limit" in res.output
     assert (out / "load.png").stat().st_size > 0
     both = CliRunner().invoke(app, [*base, "--rate", "5", "--concurrency", "2"])
     assert both.exit_code == 2 and "not both" in both.output

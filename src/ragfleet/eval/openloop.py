@@ -13,8 +13,9 @@ and ``max_requests`` (sending), by ``max_outstanding`` (requests in flight: more
 sent and count as ``dropped``) and by ``timeout_s`` (each request).
 
 A sweep of rates gives the latency–throughput curve. Its knee (:func:`knee`) is the
-highest offered rate the server still keeps up with (throughput ≥ 95 % of offered) at a
-p99 within ``factor`` times the lightest load's; past it requests only queue. Little's law
+highest offered rate the server still keeps up with (all served, its queue drained soon
+after the window) at a p99 within ``factor`` times the lightest load's; past it requests
+only queue. Little's law
 (``L = λ·W``) turns the knee into an admission limit: ``limit = ⌈λ_knee · W_target⌉``
 requests in flight, where ``W_target`` is the latency target (by default the knee's p99).
 """
@@ -118,6 +119,18 @@ class OpenLoopRun(Outcomes):
         window = max(self.seconds, self.config.duration_s)
         return self.ok / window
 
+    @property
+    def kept_up(self) -> bool:
+        """The server kept up with the schedule: nothing dropped, shed or failed (at most
+        5 % short of what was scheduled) and the answers outstanding when the window closed
+        came within ``10 % of the window + 5 × the fastest answer`` (the service time
+        without a queue). An overloaded server is still draining the queue it built:
+        ``(λ/μ − 1)·T`` seconds after a window of ``T``."""
+        if not self.latencies_ms or self.ok < 0.95 * (self.sent + self.dropped):
+            return False
+        drain = self.seconds - self.config.duration_s
+        return drain <= 0.1 * self.config.duration_s + 5 * min(self.latencies_ms) / 1e3
+
     def to_dict(self) -> dict[str, Any]:
         c = self.config
         lag = percentiles(self.lag_ms) if self.lag_ms else None
@@ -127,7 +140,8 @@ class OpenLoopRun(Outcomes):
             "throughput_qps": round(self.throughput, 2), "sent": self.sent,
             "dropped": self.dropped, "ok": self.ok, "shed_429": self.shed,
             "errors": self.errors, "statuses": dict(self.statuses),
-            "seconds": round(self.seconds, 3), "latency_ms": self.latency(),
+            "seconds": round(self.seconds, 3), "kept_up": self.kept_up,
+            "latency_ms": self.latency(),
             "send_lag_ms": lag, "stages_ms": self.stages.summary(),
         }  # fmt: skip
 
@@ -200,18 +214,14 @@ class Knee:
 def knee(
     runs: Sequence[OpenLoopRun], factor: float = 3.0, target_ms: float | None = None
 ) -> Knee | None:
-    """The highest-rate run that kept up (throughput ≥ 95 % of offered, no errors) with p99
+    """The highest-rate run that kept up (:attr:`OpenLoopRun.kept_up`) with p99
     ≤ ``factor`` × the lightest run's p99, and ``⌈throughput · target⌉`` in flight (Little's
     law; ``target_ms`` defaults to that run's p99). None when not even the lightest kept up."""
     served = sorted((r for r in runs if r.latency() is not None), key=lambda r: r.config.rate)
     if not served:
         return None
     floor = served[0].latency()["p99"]  # type: ignore[index]
-    good = [
-        r for r in served
-        if r.throughput >= 0.95 * r.offered and r.errors == 0 and r.dropped == 0
-        and r.latency()["p99"] <= factor * floor  # type: ignore[index]
-    ]  # fmt: skip
+    good = [r for r in served if r.kept_up and r.latency()["p99"] <= factor * floor]  # type: ignore[index]
     if not good:
         return None
     best = good[-1]

@@ -63,14 +63,14 @@ def test_past_capacity_the_open_loop_shows_the_queue_a_closed_loop_hides(
     assert lat is not None
     # the 75th request is sent at 1.48 s and served at ~75 x 40 ms = 3 s: it waited ~1.5 s
     assert lat["p99"] > 20 * SERVICE_S * 1e3
-    assert over.throughput < 0.7 * over.offered
+    assert over.throughput < 0.7 * over.offered and not over.kept_up
     assert max(over.lag_ms) < 500  # the driver itself kept to the schedule
 
 
 def test_the_knee_is_below_capacity_and_gives_an_admission_limit(serial_server: str) -> None:
     runs = [_open(serial_server, r, 1.5, arrivals="constant") for r in (5, 12, 50)]
     light, mid, over = runs
-    assert light.throughput >= 0.95 * light.offered and mid.throughput >= 0.95 * mid.offered
+    assert light.kept_up and mid.kept_up and not over.kept_up
     bend = knee(runs)
     assert bend is not None and bend.rate in (5, 12)
     assert bend.admission_limit == max(1, int(np.ceil(bend.throughput_qps * bend.p99_ms / 1e3)))
