@@ -37,6 +37,7 @@ from ragfleet.search.request import SearchRequest
 from ragfleet.serve import errors
 from ragfleet.serve.auth import KeyStore, Scope
 from ragfleet.serve.gate import Gate
+from ragfleet.serve.jsonbody import FastJSONResponse
 from ragfleet.serve.logging import LOGGER, configure
 from ragfleet.serve.schemas import (
     AskBody,
@@ -162,7 +163,7 @@ def _collection_routes(app: FastAPI, svc: Service) -> None:
         out = await svc.timed(
             "search", name, lambda: searcher.search(body.query, req), lambda res: res.to_dict()
         )
-        return JSONResponse(out)
+        return FastJSONResponse(out)
 
     @app.post(
         f"{base}/ask", response_model=AskResponse, dependencies=[_key("read")],
@@ -182,7 +183,7 @@ def _collection_routes(app: FastAPI, svc: Service) -> None:
         out = await svc.timed(
             "ask", name, lambda: pipe.ask(body.question, budget_ms=budget), lambda r: r.to_dict()
         )
-        return JSONResponse(out)
+        return FastJSONResponse(out)
 
     @app.post(f"{base}/documents", response_model=UpsertResponse, dependencies=[_key("write")])
     async def upsert(name: str, body: UpsertBody, request: Request) -> JSONResponse:
