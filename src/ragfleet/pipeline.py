@@ -2,9 +2,10 @@
 
 A request has a budget of ``B`` ms; its deadline is ``t0 + B``. Each stage gets what is
 left, records its wall time, and the response says which stages were cut. Cuts are
-planned from each stage's observed cost, its p99 over the last ``cost_window`` runs
-(:class:`CostModel`; the tail, since the budget is a tail promise; before any run, the
-configured prior), in this order, as the budget shrinks:
+planned from each stage's observed cost, its p99 over the last ``cost_window`` runs of the
+last ``cost_max_age_s`` (:class:`CostModel`; the tail, since the budget is a tail promise;
+before any run, or once a skipped stage's costs have aged out, the configured prior), in
+this order, as the budget shrinks:
 
 1. rerank fewer candidates: ``n = ⌊(left − ĝ) / r̂⌋`` where ``ĝ`` is the generator's p99
    per call and ``r̂`` the reranker's p99 per candidate;
@@ -51,7 +52,8 @@ TRUSTED_AFTER = 3  # rerank batches observed before a batch may use all the room
 class PipelineConfig:
     """``k`` hits are retrieved, the first ``rerank_candidates`` of them reranked, the best
     ``top_n`` handed to the generator. Priors are the assumed costs before any observation;
-    a stage's cost is planned as the ``cost_quantile`` of its last ``cost_window`` runs."""
+    a stage's cost is planned as the ``cost_quantile`` of its last ``cost_window`` runs
+    within ``cost_max_age_s``."""
 
     budget_ms: float = 1000.0
     k: int = 20
@@ -63,6 +65,7 @@ class PipelineConfig:
     generate_prior_ms: float = 20.0
     cost_window: int = 200
     cost_quantile: float = 0.99
+    cost_max_age_s: float = 120.0
 
     def __post_init__(self) -> None:
         if self.budget_ms <= 0 or self.k < 1 or self.top_n < 1 or self.cost_window < 1:
@@ -71,44 +74,67 @@ class PipelineConfig:
             raise ConfigError("need 1 <= min_rerank_candidates <= rerank_candidates")
         if self.rerank_prior_ms < 0 or self.generate_prior_ms < 0:
             raise ConfigError("cost priors must be >= 0 ms")
+        if self.cost_max_age_s <= 0:
+            raise ConfigError(f"cost_max_age_s must be > 0, got {self.cost_max_age_s}")
 
 
 class CostModel:
     """The ``quantile`` of the last ``window`` observed costs per stage, or a prior before
-    any."""
+    any. Observations older than ``max_age_s`` are forgotten: a stage the planner stopped
+    running because it looked too slow (a cold first call, a burst of load) is tried again
+    once its last cost has aged out, instead of being judged by one old sample forever —
+    at most one over-budget probe per stage per ``max_age_s``."""
 
     def __init__(
-        self, priors: Mapping[str, float], window: int = 200, quantile: float = 0.99
+        self,
+        priors: Mapping[str, float],
+        window: int = 200,
+        quantile: float = 0.99,
+        max_age_s: float = 120.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 0 < quantile <= 1:
             raise ConfigError(f"a cost quantile must be in (0, 1], got {quantile}")
-        self.quantile = quantile
+        if max_age_s <= 0:
+            raise ConfigError(f"max_age_s must be > 0, got {max_age_s}")
+        self.quantile, self.max_age_s, self._clock = quantile, max_age_s, clock
         self._priors = dict(priors)
-        self._samples: dict[str, deque[float]] = {}
+        self._samples: dict[str, deque[tuple[float, float]]] = {}
         self._window = window
         self._lock = threading.Lock()
 
     def observe(self, stage: str, ms: float) -> None:
         with self._lock:
-            self._samples.setdefault(stage, deque(maxlen=self._window)).append(float(ms))
+            window = self._samples.setdefault(stage, deque(maxlen=self._window))
+            window.append((self._clock(), float(ms)))
+
+    def forget(self) -> None:
+        """Drop every observation (back to the priors)."""
+        with self._lock:
+            self._samples.clear()
 
     def observed(self, stage: str) -> bool:
-        """Whether ``stage`` has at least one observation (else :meth:`estimate` is the
-        prior)."""
+        """Whether ``stage`` has a recent observation (else :meth:`estimate` is the prior)."""
         return self.count(stage) > 0
 
     def count(self, stage: str) -> int:
-        """How many observations of ``stage`` the window holds."""
-        with self._lock:
-            return len(self._samples.get(stage, ()))
+        """How many recent observations of ``stage`` the window holds."""
+        return len(self._recent(stage))
 
     def estimate(self, stage: str) -> float:
         """The ``quantile`` of the recent costs of ``stage`` (the prior before any)."""
-        with self._lock:
-            xs = list(self._samples.get(stage, ()))
+        xs = self._recent(stage)
         if not xs:
             return self._priors.get(stage, 0.0)
         return float(np.quantile(xs, self.quantile))
+
+    def _recent(self, stage: str) -> list[float]:
+        oldest = self._clock() - self.max_age_s
+        with self._lock:
+            window = self._samples.get(stage)
+            while window and window[0][0] < oldest:
+                window.popleft()
+            return [ms for _, ms in window or ()]
 
 
 @dataclass(frozen=True)
@@ -201,6 +227,7 @@ class Pipeline:
             },
             self.config.cost_window,
             self.config.cost_quantile,
+            self.config.cost_max_age_s,
         )
 
     def ask(
@@ -247,9 +274,13 @@ class Pipeline:
         )
 
     def warm_up(self, question: str) -> PipelineResponse:
-        """Answer ``question`` with a budget of a minute, so every configured stage runs
-        once and its cost is observed: the next request plans from measurements, not
-        priors (a server calls this before it reports ready)."""
+        """Answer ``question`` twice with a budget of a minute, so every configured stage
+        runs and its cost is observed: the next request plans from measurements, not
+        priors (a server calls this before it reports ready). The first, cold run (models
+        loading, caches empty: often many times the steady cost) is forgotten; the plan
+        starts from the second."""
+        self.ask(question, budget_ms=60_000)
+        self.costs.forget()
         return self.ask(question, budget_ms=60_000)
 
     def rerank_plan(self, left_ms: float, n_hits: int) -> tuple[int, str]:

@@ -13,7 +13,7 @@ from ragfleet.collection import Collection
 from ragfleet.errors import ConfigError, InputError
 from ragfleet.generate.base import Answer, parse_citations
 from ragfleet.generate.extractive import Extractive
-from ragfleet.pipeline import Pipeline, PipelineConfig
+from ragfleet.pipeline import CostModel, Pipeline, PipelineConfig
 from ragfleet.rerank.base import RerankConfig, Scores, rerank_with
 from ragfleet.types import Document, Hit
 
@@ -217,3 +217,51 @@ def test_skipped_generation_still_returns_hits(collection: Collection, tmp_path:
     r = p.ask("oxygen element", budget_ms=3000)
     assert r.answer is None and r.hits and r.degraded["generate"].startswith("skipped")
     assert r.to_dict()["answer"] is None
+
+
+class ColdStartGenerator(SleepyGenerator):
+    """A fault double for a model's cold start: the first call takes ``cold_ms``."""
+
+    def __init__(self, cold_ms: float, warm_ms: float) -> None:
+        super().__init__(cold_ms)
+        self.warm_ms, self.calls = warm_ms, 0
+
+    def generate(
+        self, query: str, hits: Sequence[Hit], *, timeout_ms: float | None = None
+    ) -> Answer:
+        self.calls += 1
+        answer = super().generate(query, hits, timeout_ms=timeout_ms)
+        self.delay_ms = self.warm_ms
+        return answer
+
+
+def test_a_cold_warm_up_does_not_keep_the_generator_off(collection: Collection) -> None:
+    """A first call 20x slower than the rest (a model loading) used to be the only sample
+    of the generator's cost: every later request under a smaller budget fell back to
+    extractive and never ran it again. The warm-up forgets its cold run."""
+    gen = ColdStartGenerator(cold_ms=400, warm_ms=20)
+    p = Pipeline(collection, generator=gen)
+    p.warm_up("Where was Super Bowl 50 played?")
+    assert gen.calls == 2 and p.costs.estimate("generate") < 200
+    r = p.ask("Where was Super Bowl 50 played?", budget_ms=300)
+    assert r.answer is not None and r.answer.model == "sleepy-llm" and not r.degraded
+
+
+def test_a_stage_judged_too_slow_is_probed_again_once_its_costs_age_out(
+    collection: Collection,
+) -> None:
+    now = [0.0]
+    config = PipelineConfig(cost_max_age_s=60)
+    p = Pipeline(collection, generator=SleepyGenerator(5), config=config)
+    p.costs = CostModel({"generate": 20.0, "fallback": 0.0}, max_age_s=60, clock=lambda: now[0])
+    p.costs.observe("generate", 5000.0)  # one slow burst
+    assert p.generate_plan(300)[0] is p.fallback  # judged too slow: the fallback runs
+    now[0] = 59.0
+    assert p.generate_plan(300)[0] is p.fallback
+    now[0] = 61.0  # the slow sample aged out: the generator is tried again
+    assert p.generate_plan(300)[0] is p.generator and not p.costs.observed("generate")
+    r = p.ask("Where was Super Bowl 50 played?", budget_ms=300)
+    assert r.answer is not None and r.answer.model == "sleepy-llm"
+    assert p.costs.count("generate") == 1 and p.costs.estimate("generate") < 300
+    with pytest.raises(ConfigError):
+        PipelineConfig(cost_max_age_s=0)
