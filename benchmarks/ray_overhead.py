@@ -7,7 +7,9 @@ in-process shards vs Ray actors (R=1), calls interleaved one by one; and the ful
 queries closed-loop for ``--seconds`` to R=2 replicas per shard, first on a 1-node
 cluster (both replicas on the head), then after a second node joins (replicas spread
 one per node). All nodes run on this one machine, so the second node adds processes,
-not hardware. Writes ``benchmarks/results/ray_overhead.{json,png}``.
+not hardware. A profile splits one shard call into its layers (the bare actor round trip,
+the actor client, the replica set, the scatter over both shards), each against the same
+layer over local shards. Writes ``benchmarks/results/ray_overhead.{json,png}``.
 
     .venv/bin/python -m benchmarks.ray_overhead [--queries 200] [--seconds 10] [--quick]
 """
@@ -20,7 +22,7 @@ import platform
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,40 @@ def overhead(local: Fleet, ray: Fleet, shard_qs: list[ShardQuery], n: int) -> di
     }
     out["tier_overhead_p50_ms"] = round(out["tier_ray_p50_ms"] - out["tier_local_p50_ms"], 3)
     return out
+
+
+def profile(local: Fleet, ray: Fleet, shard_qs: list[ShardQuery], n: int) -> dict[str, Any]:
+    """Where a Ray shard call's time goes, layer by layer on shard 0, calls interleaved:
+    the bare actor round trip (``where()``: no work, a tiny reply), the shard search through
+    the actor client alone, the same through the replica set (ReplicatedShard: replica
+    choice, hedging timer, a pool hop), and both shards through the scatter; each against
+    the same layer over local shards."""
+    import ray as ray_mod
+
+    actor = ray.shards[0].replicas[0].actor  # type: ignore[attr-defined]
+    layers: dict[str, Callable[[Fleet, ShardQuery], Any]] = {
+        "client": lambda f, q: f.shards[0].replicas[0].search(q),
+        "replica_set": lambda f, q: f.shards[0].search(q),
+        "scatter_2_shards": lambda f, q: scatter_once(f, q),
+    }
+    times: dict[str, list[float]] = {"ray_round_trip": []}
+    for i in range(n):
+        q = shard_qs[i % len(shard_qs)]
+        t0 = time.perf_counter()
+        ray_mod.get(actor.where.remote())
+        times["ray_round_trip"].append(time.perf_counter() - t0)
+        for name, call in layers.items():
+            for side, fleet in (("local", local), ("ray", ray)):
+                t0 = time.perf_counter()
+                call(fleet, q)
+                times.setdefault(f"{name}_{side}", []).append(time.perf_counter() - t0)
+    p50 = {k: round(float(np.percentile(v, 50)) * 1e3, 3) for k, v in times.items()}
+    return {
+        "p50_ms": p50,
+        "ray_cost_p50_ms": {
+            name: round(p50[f"{name}_ray"] - p50[f"{name}_local"], 3) for name in layers
+        },
+    }
 
 
 def throughput(fleet: Fleet, shard_qs: list[ShardQuery], clients: int, seconds: float) -> float:
@@ -140,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             vecs = local.encoder.encode(QUERIES, kind="query")
             shard_qs = [ShardQuery(k=10, vectors=vecs[i : i + 1]) for i in range(len(QUERIES))]
             report: dict[str, Any] = {"overhead": overhead(local, ray1, shard_qs, nq)}
+            report["profile"] = profile(local, ray1, shard_qs, nq)
             print(report, flush=True)
             qps = {"local R=1": throughput(local, shard_qs, args.clients, secs)}
             ray1.close()
