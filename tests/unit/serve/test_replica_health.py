@@ -100,3 +100,35 @@ def test_plain_collections_keep_the_bare_readyz(collection_factory: Any, keys: K
         assert (
             "ragfleet_replica_healthy{" not in c.get("/metrics", headers=keys.header("admin")).text
         )
+
+
+def test_the_spec_opens_fleets_as_serve_does(
+    tmp_path: Any, encoder: Any, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ragfleet serve DIR --backend local --replicas 2``'s spec: each directory opened as
+    a writable Fleet with 2 replicas per shard, answering as the collection does."""
+    from tests.conftest import demo_docs
+
+    from ragfleet.collection import Collection
+    from ragfleet.config import CollectionConfig, ShardingConfig
+    from ragfleet.fleet import Fleet
+    from ragfleet.serve.factory import ENV, from_env, spec_json
+    from ragfleet.serve.settings import FleetSettings, ServeSettings
+
+    root = tmp_path / "c"
+    config = CollectionConfig(sharding=ShardingConfig(n_shards=2))
+    with Collection.build(root, demo_docs(20), config, encoder=encoder) as col:
+        want = [h.chunk_id for h in col.search(QUERY, k=5).hits]
+    keys.store.save(tmp_path / "keys.json")
+    fleet_settings = FleetSettings("local", replicas=2)
+    spec = spec_json([root], tmp_path / "keys.json", ServeSettings(), fleet_settings)
+    monkeypatch.setenv(ENV, spec)
+    svc = from_env().state.service
+    fleet = svc.collections["c"]
+    try:
+        assert isinstance(fleet, Fleet) and not fleet.read_only
+        assert [len(s.replicas) for s in fleet.shards] == [2, 2]
+        assert [h.chunk_id for h in fleet.search(QUERY, k=5).hits] == want
+    finally:
+        svc.close()
+        fleet.close()
