@@ -38,7 +38,7 @@ from ragfleet.serve import errors
 from ragfleet.serve.auth import KeyStore, Scope
 from ragfleet.serve.gate import Gate
 from ragfleet.serve.logging import LOGGER, configure
-from ragfleet.serve.replicas import readiness
+from ragfleet.serve.replicas import readyz_answer
 from ragfleet.serve.schemas import (
     AskBody,
     AskResponse,
@@ -310,15 +310,8 @@ def _service_routes(app: FastAPI, svc: Service) -> None:
         a fleet's counts are in ``replicas`` (``degraded``: some replica is unhealthy, every
         shard still serves), per replica in ``/v1/collections/{name}/stats`` and
         ``/metrics``."""
-        if not svc.ready:
-            return JSONResponse({"status": "starting"}, 503)
-        counts = readiness(svc.collections)
-        if not counts.shards:
-            return JSONResponse({"status": "ready"})
-        status = "ready" if counts.replicas_healthy == counts.replicas else "degraded"
-        status = "unavailable" if counts.shards_down else status
-        body = {"status": status, "replicas": counts.to_dict()}
-        return JSONResponse(body, 503 if counts.shards_down else 200)
+        body, status = readyz_answer(svc.ready, svc.collections)
+        return JSONResponse(body, status)
 
     @app.get("/v1/collections")
     async def collections(key: str = _key("read")) -> JSONResponse:

@@ -5,8 +5,8 @@ A collection whose shards are :class:`~ragfleet.cluster.replicated.ReplicatedSha
 collection has no replicas and adds nothing.
 
 * :func:`readiness` — shards and replicas in all, and how many are healthy: a shard with
-  no healthy replica is *down*, and a server with a down shard is not ready (503). The
-  counts name no collection (``/readyz`` needs no key).
+  no healthy replica is *down*, and a server with a down shard is not ready (503,
+  :func:`readyz_answer`). The counts name no collection (``/readyz`` needs no key).
 * :class:`ReplicaCollector` — a Prometheus collector emitting, per
   ``{collection, shard, replica}``: ``ragfleet_replica_calls_total``,
   ``ragfleet_replica_failures_total``, ``ragfleet_replica_inflight``,
@@ -17,7 +17,7 @@ collection has no replicas and adds nothing.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ragfleet._optional import require
@@ -46,14 +46,6 @@ class Readiness:
     replicas: int
     replicas_healthy: int
 
-    def to_dict(self) -> dict[str, int]:
-        return {
-            "shards": self.shards,
-            "shards_down": self.shards_down,
-            "replicas": self.replicas,
-            "replicas_healthy": self.replicas_healthy,
-        }
-
 
 def readiness(collections: Mapping[str, Any]) -> Readiness:
     """The counts of :class:`Readiness`, over every collection's replicated shards."""
@@ -65,6 +57,22 @@ def readiness(collections: Mapping[str, Any]) -> Readiness:
         replicas=sum(len(g) for g in groups),
         replicas_healthy=sum(healthy),
     )
+
+
+def readyz_answer(ready: bool, collections: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+    """``/readyz``'s body and status: ``starting`` (503) until the server is ``ready``;
+    then ``ready`` (200), with the :class:`Readiness` counts when fleets are served —
+    ``degraded`` (200) while a replica is unhealthy, ``unavailable`` (503) once a shard
+    has no healthy replica."""
+    if not ready:
+        return {"status": "starting"}, 503
+    counts = readiness(collections)
+    if not counts.shards:
+        return {"status": "ready"}, 200
+    status = "ready" if counts.replicas_healthy == counts.replicas else "degraded"
+    if counts.shards_down:
+        return {"status": "unavailable", "replicas": asdict(counts)}, 503
+    return {"status": status, "replicas": asdict(counts)}, 200
 
 
 class ReplicaCollector:
