@@ -78,8 +78,19 @@ def serve(
         str, typer.Option(help="/ask reranks with: late (stored token vectors) | maxsim | ''")
     ] = "",
     rerank_n: Annotated[int, typer.Option("--rerank-n", help="/ask rerank candidates")] = 50,
+    backend: Annotated[
+        str | None,
+        typer.Option(help="serve each collection as a fleet of replicated shards: ray | local"),
+    ] = None,
+    replicas: Annotated[
+        int | None, typer.Option(help="replicas per shard of a fleet (default 2)")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Ray address HOST:PORT (default: `cluster up`'s)")
+    ] = None,
 ) -> None:
-    """Serve collections over HTTP (API, /metrics and the web page at /)."""
+    """Serve collections over HTTP (API, /metrics and the web page at /); with
+    ``--backend``, each as a fleet of replicated shards (on a Ray cluster, or local)."""
     from ragfleet.serve.factory import ENV, spec_json
     from ragfleet.serve.settings import ServeSettings
 
@@ -91,6 +102,7 @@ def serve(
             )
         if (certfile is None) != (keyfile is None):
             fail("TLS needs both --certfile and --keyfile")
+        fleet = _fleet(backend, replicas, address, workers)
         settings = ServeSettings(
             rate_per_s=rate, burst=burst, batching=batching,
             **({"max_inflight": max_inflight} if max_inflight is not None else {}),
@@ -100,7 +112,7 @@ def serve(
             read_only=read_only or workers > 1, cache_bytes=cache_mb << 20, cache_url=cache_url,
             reranker=reranker, rerank_n=rerank_n,
         )  # fmt: skip
-        os.environ[ENV] = spec_json([d.resolve() for d in dirs], keys.resolve(), settings)
+        os.environ[ENV] = spec_json([d.resolve() for d in dirs], keys.resolve(), settings, fleet)
         from ragfleet.serve.factory import from_env
 
         app = from_env()  # opened here first, so a bad directory or keys file fails fast
@@ -120,6 +132,32 @@ def serve(
     for col in app.state.service.collections.values():
         col.close()  # each worker process opens its own
     uvicorn.run("ragfleet.serve.factory:from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+
+
+def _fleet(backend: str | None, replicas: int | None, address: str | None, workers: int) -> Any:
+    """The :class:`~ragfleet.serve.settings.FleetSettings` the flags ask for (``None``: serve
+    plain collections); exits with a one-line error on flags that do not go together."""
+    from ragfleet.serve.settings import FleetSettings
+
+    if backend is None:
+        if replicas is not None or address is not None:
+            fail("--replicas and --address serve a fleet: add --backend ray (or local)")
+        return None
+    if workers > 1:
+        fail(
+            f"a fleet is served by one process, got --workers {workers}: drop --workers "
+            "and scale reads with --replicas"
+        )
+    fleet = FleetSettings(
+        backend,  # type: ignore[arg-type]
+        **({"replicas": replicas} if replicas is not None else {}),
+        address=address,
+    )
+    if fleet.backend == "ray":  # before the model loads: a dead cluster fails fast
+        from ragfleet.cluster.local_ray import cluster_address
+
+        cluster_address(address)
+    return fleet
 
 
 def _server_class() -> type:

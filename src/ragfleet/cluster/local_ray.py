@@ -5,7 +5,8 @@ the node's own processes (raylet, object store, GCS on the head) when it gets SI
 the cluster is exactly the recorded pids, and :meth:`LocalRayCluster.stop` signals those
 pids and nothing else. The state (address, pids) is saved as JSON, by default in
 ``~/.ragfleet/cluster.json`` (``$RAGFLEET_HOME`` overrides the directory), so that
-``ragfleet cluster down`` in another process stops what ``cluster up`` started.
+``ragfleet cluster down`` in another process stops what ``cluster up`` started, and
+:func:`cluster_address` is where a driver connects by default.
 """
 
 from __future__ import annotations
@@ -134,6 +135,37 @@ class LocalRayCluster:
             return cls(str(d["address"]), tuple(int(p) for p in d["pids"]), str(d["log_dir"]))
         except (KeyError, ValueError, TypeError) as e:
             raise ConfigError(f"{path} is corrupt ({e}); delete it after stopping Ray") from e
+
+
+def cluster_address(address: str | None = None) -> str:
+    """``address``, else the recorded cluster's, once something answers there (raises
+    ``ConfigError`` saying what to do when nothing is recorded or nothing answers)."""
+    if address is None:
+        local = LocalRayCluster.load()
+        if local is None:
+            raise ConfigError(
+                "no Ray cluster: start one with `ragfleet cluster up` or pass --address HOST:PORT"
+            )
+        address = local.address
+    check_reachable(address)
+    return address
+
+
+def check_reachable(address: str, timeout_s: float = 3.0) -> None:
+    """Raise ``ConfigError`` unless something accepts TCP at ``address`` (``HOST:PORT`` or
+    ``ray://HOST:PORT``; other forms, such as ``auto``, are left to Ray) — so a dead
+    cluster is one clear error, not a hang inside ``ray.init``."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise ConfigError(
+            f"no Ray cluster answers at {address} ({e.strerror or e}): start one with "
+            "`ragfleet cluster up` (`ragfleet cluster status` shows it), or pass the right "
+            "--address HOST:PORT"
+        ) from e
 
 
 def _node_args(num_cpus: int, object_store_bytes: int) -> list[str]:

@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ragfleet._optional import require
-from ragfleet.cluster.local_ray import LocalRayCluster
+from ragfleet.cluster.local_ray import cluster_address
 from ragfleet.config import CollectionConfig
 from ragfleet.errors import ConfigError
 from ragfleet.index.docstore import StoredChunk
@@ -194,16 +194,10 @@ def connect(address: str | None) -> bool:
     ray = require("ray", "ray")
     if ray.is_initialized():
         return False
-    if address is None:
-        local = LocalRayCluster.load()
-        if local is None:
-            raise ConfigError(
-                "no Ray cluster: start one with `ragfleet cluster up` or pass --address HOST:PORT"
-            )
-        address = local.address
     ray.init(
-        address=address, namespace="ragfleet", logging_level=logging.ERROR, log_to_driver=False
-    )
+        address=cluster_address(address), namespace="ragfleet", logging_level=logging.ERROR,
+        log_to_driver=False,
+    )  # fmt: skip
     return True
 
 

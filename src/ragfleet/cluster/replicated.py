@@ -22,7 +22,9 @@ A :class:`ReplicatedShard` is itself a :class:`~ragfleet.cluster.client.ShardCli
   is retried on another replica; only when every replica has failed does the error reach
   the caller. A *caller's* error (:func:`is_caller_error`: an invalid request, a write to a
   read-only shard) is not the replica's fault: it reaches the caller at once, and no
-  replica is marked down for it.
+  replica is marked down for it. A down replica is tried again once ``down_s`` has
+  passed; :meth:`ReplicatedShard.replica_states` says which replicas are healthy (see
+  :mod:`ragfleet.cluster.replica_health`).
 * **Writes** — ``apply`` goes to replica 0, the shard's owner (the one process that writes
   its log), never hedged or retried elsewhere; once it is acknowledged every other replica
   ``refresh``-es, so a read after a write sees it (read-your-writes). ``doc_hashes`` and
@@ -38,13 +40,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from ragfleet.cluster.client import ShardClient
+from ragfleet.cluster.replica_health import ReplicaCounters, ReplicaState
 from ragfleet.errors import ConfigError, InputError, ReadOnlyError
 from ragfleet.index.docstore import StoredChunk
 from ragfleet.index.shard import ShardQuery, ShardResult
@@ -145,6 +148,7 @@ class ReplicatedShard:
         self.hedges = 0  # how many requests were hedged (for benchmarks and stats)
         self.served = [0] * len(self.replicas)  # answers per replica
         self.errors = 0  # how many replica calls raised (each one retried elsewhere)
+        self._counters = ReplicaCounters(len(self.replicas))
         self.seq = 0  # the last write acknowledged through this client
 
     @property
@@ -173,7 +177,9 @@ class ReplicatedShard:
 
     def stats(self) -> dict[str, object]:
         out = dict(self._call(lambda r: r.stats(), hedge=False))
+        states = [asdict(s) for s in self.replica_states()]
         out.update(replicas=len(self.replicas), hedges=self.hedges, errors=self.errors)
+        out.update(healthy_replicas=sum(s["healthy"] for s in states), replica_states=states)
         return out
 
     def apply(self, upserts: Sequence[ChunkRecord], deletes: Sequence[str] = ()) -> int:
@@ -195,6 +201,15 @@ class ReplicatedShard:
 
     def live_docs(self, doc_ids: Sequence[str]) -> list[str]:
         return self.replicas[0].live_docs(doc_ids)
+
+    def replica_states(self) -> list[ReplicaState]:
+        """A snapshot of every replica: health, calls, failures, in flight, time."""
+        now = time.monotonic()
+        with self._lock:
+            return [
+                self._counters.state(i, self._outstanding[i], self._down_until[i] - now)
+                for i in range(len(self.replicas))
+            ]
 
     # -- selection ------------------------------------------------------------------------
     def hedge_delay(self) -> float:
@@ -234,9 +249,11 @@ class ReplicatedShard:
                 with self._lock:
                     self._down_until[i] = time.monotonic() + self.config.down_s
                     self.errors += 1
+                    self._counters.finished(i, time.monotonic() - t0, failed=True)
             raise
         a = self.config.ewma_alpha
         with self._lock:
+            self._counters.finished(i, time.monotonic() - t0, failed=False)
             self.served[i] += 1
             seen = self._ewma[i] if self.served[i] > 1 else time.monotonic() - t0
             self._ewma[i] = (1 - a) * seen + a * (time.monotonic() - t0)

@@ -10,7 +10,7 @@ DELETE   /v1/collections/{name}/documents/…  write   ``{"doc_id", "deleted", "
 GET      /v1/collections/{name}/stats        read    collection statistics
 GET      /openapi.json                       read    the OpenAPI document
 GET      /metrics                            admin   Prometheus text format
-GET      /healthz, /readyz                   —       liveness, readiness
+GET      /healthz, /readyz                   —       liveness, readiness (replica counts)
 GET      /, /ui/*                            —       the web page (static; holds no data)
 =======  ==================================  ======  ====================================
 """
@@ -39,6 +39,7 @@ from ragfleet.serve.auth import KeyStore, Scope
 from ragfleet.serve.gate import Gate
 from ragfleet.serve.jsonbody import FastJSONResponse
 from ragfleet.serve.logging import LOGGER, configure
+from ragfleet.serve.replicas import readyz_answer
 from ragfleet.serve.schemas import (
     AskBody,
     AskResponse,
@@ -305,10 +306,13 @@ def _service_routes(app: FastAPI, svc: Service) -> None:
 
     @app.get("/readyz", response_model=Health, responses={503: {"model": Health}})
     async def readyz() -> JSONResponse:
-        """Readiness: every collection is open and instrumented (says nothing else: it
-        needs no key)."""
-        ready = svc.ready
-        return JSONResponse({"status": "ready" if ready else "starting"}, 200 if ready else 503)
+        """Readiness: every collection is open and instrumented, and every shard of a fleet
+        has a healthy replica (503 otherwise). It needs no key, so it names no collection:
+        a fleet's counts are in ``replicas`` (``degraded``: some replica is unhealthy, every
+        shard still serves), per replica in ``/v1/collections/{name}/stats`` and
+        ``/metrics``."""
+        body, status = readyz_answer(svc.ready, svc.collections)
+        return JSONResponse(body, status)
 
     @app.get("/v1/collections")
     async def collections(key: str = _key("read")) -> JSONResponse:

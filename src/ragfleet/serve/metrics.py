@@ -8,7 +8,9 @@
 - ``ragfleet_cache_requests_total{endpoint, result}``: cache hits and misses (hit ratio =
   ``rate(…{result="hit"}) / rate(…)``);
 - ``ragfleet_embed_batch_size``: texts per micro-batch;
-- ``ragfleet_inflight``, ``ragfleet_shed_total{reason}``: admission and rate limiting.
+- ``ragfleet_inflight``, ``ragfleet_shed_total{reason}``: admission and rate limiting;
+- ``ragfleet_replica_*{collection, shard, replica}``: calls, failures, in flight, health
+  and call time of each replica of a fleet (:mod:`ragfleet.serve.replicas`).
 """
 
 from __future__ import annotations

@@ -150,5 +150,15 @@ class DeleteResponse(BaseModel):
     generation: str
 
 
+class ReplicaCounts(BaseModel):
+    """Replicated shards (of the fleets served) and their replicas, named by no collection."""
+
+    shards: int
+    shards_down: int
+    replicas: int
+    replicas_healthy: int
+
+
 class Health(BaseModel):
     status: str
+    replicas: ReplicaCounts | None = None

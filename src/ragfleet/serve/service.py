@@ -26,6 +26,7 @@ from ragfleet.serve.errors import ApiError
 from ragfleet.serve.limits import Admission, RateLimiter
 from ragfleet.serve.logging import LOGGER
 from ragfleet.serve.metrics import ServeMetrics, timed_shards
+from ragfleet.serve.replicas import ReplicaCollector
 from ragfleet.serve.settings import ServeSettings
 from ragfleet.serve.tracing import Tracing
 
@@ -84,6 +85,7 @@ class Service:
                 gen = None if settings.answer_dense else Extractive()
                 self.pipelines[name] = _pipeline(collections[name], searcher, gen, settings)
         self.metrics = ServeMetrics()
+        self.metrics.registry.register(ReplicaCollector(self.collections))
         self.limiter = RateLimiter(settings.rate_per_s, settings.burst)
         self.admission = Admission(settings.max_inflight)
         self.authenticator = Authenticator(keys)

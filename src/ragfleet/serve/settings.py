@@ -105,3 +105,34 @@ class ServeSettings:
             raise ConfigError(
                 f"trace_exporter must be none, console or otlp, got {self.trace_exporter!r}"
             )
+
+
+FleetBackend = Literal["local", "ray"]
+MAX_REPLICAS = 16
+
+
+@dataclass(frozen=True)
+class FleetSettings:
+    """Serve each collection as a :class:`~ragfleet.fleet.Fleet`: ``replicas`` replicas of
+    every shard, on a Ray cluster (``backend="ray"``: the one at ``address``, else the one
+    ``ragfleet cluster up`` recorded) or in the server's process (``"local"``). A fleet
+    lives in one server process, so it is served with one worker.
+    """
+
+    backend: FleetBackend = "ray"
+    replicas: int = 2
+    address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("local", "ray"):
+            raise ConfigError(
+                f"backend must be ray or local, got {self.backend!r}: --backend ray serves "
+                "replicas on a Ray cluster, --backend local in this process"
+            )
+        if isinstance(self.replicas, bool) or not 1 <= self.replicas <= MAX_REPLICAS:
+            raise ConfigError(
+                f"replicas must be between 1 and {MAX_REPLICAS}, got {self.replicas}: one "
+                "replica per node survives the loss of a node (--replicas 2 for two nodes)"
+            )
+        if self.backend == "local" and self.address is not None:
+            raise ConfigError("an address is for --backend ray; drop --address or use ray")
