@@ -8,7 +8,8 @@
 * :class:`RayShardClient` is the ShardClient that calls one actor.
 * :func:`deploy` starts ``R`` actors per shard. The replicas of a shard are the bundles of
   one placement group with strategy ``STRICT_SPREAD`` (one replica per node) when the
-  cluster has at least ``R`` nodes, ``SPREAD`` (best effort) otherwise. Actors restart
+  cluster has at least ``R`` nodes, ``SPREAD`` (best effort) otherwise. Each actor serves
+  up to ``ACTOR_CONCURRENCY`` calls at once on its threads. Actors restart
   forever (``max_restarts=-1``). With ``R > 1`` a call to a dead actor fails at once
   (``max_task_retries=0``) and :class:`~ragfleet.cluster.replicated.ReplicatedShard`
   retries it on another replica — faster than waiting for the restart; with ``R = 1``
@@ -44,6 +45,10 @@ Scores = npt.NDArray[np.float32]
 log = logging.getLogger(__name__)
 
 ACTOR_CPUS = 0.01  # actors are I/O- and FAISS-bound; a token share lets many fit a node
+# Calls one replica serves at once (a threaded actor): FAISS, BM25 and SQLite release the
+# GIL and the shard's read-write lock orders writes, so concurrent searches overlap as they
+# do on local shards; one call at a time would queue every client behind the slowest.
+ACTOR_CONCURRENCY = 8
 READY_TIMEOUT_S = 120.0
 
 
@@ -226,6 +231,7 @@ def deploy(
     remote = ray.remote(ShardActor)
     restarts = {
         "num_cpus": ACTOR_CPUS,
+        "max_concurrency": ACTOR_CONCURRENCY,
         "max_restarts": -1,
         "max_task_retries": 0 if replicas > 1 else -1,
     }

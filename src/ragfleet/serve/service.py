@@ -182,8 +182,9 @@ class Service:
         if self.settings.read_only:
             raise ApiError(
                 409, "read_only",
-                "this server is read-only (several workers share the collections); "
-                "send writes to a server started with --workers 1",
+                "this server is read-only (started with --read-only or --workers > 1); "
+                "send writes to the collection's writer: a server with --workers 1 and "
+                "without --read-only",
             )  # fmt: skip
 
     def check_batch(self, n: int) -> None:
