@@ -47,7 +47,7 @@ def serve(
         list[str] | None, typer.Option(help="allowed origin, repeatable")
     ] = None,
     max_inflight: Annotated[
-        int | None, typer.Option(help="requests in flight before 429 (default: 2 per core)")
+        int | None, typer.Option(help="requests in flight before 429 (default: 4 per core)")
     ] = None,
     header_timeout: Annotated[
         float, typer.Option(help="seconds a connection has to send a request's headers")

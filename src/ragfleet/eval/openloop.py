@@ -13,9 +13,9 @@ and ``max_requests`` (sending), by ``max_outstanding`` (requests in flight: more
 sent and count as ``dropped``) and by ``timeout_s`` (each request).
 
 A sweep of rates gives the latency–throughput curve. Its knee (:func:`knee`) is the
-highest offered rate the server still keeps up with (all served, its queue drained soon
-after the window) at a p99 within ``factor`` times the lightest load's; past it requests
-only queue. Little's law
+highest offered rate up to which the server keeps up (all served, its queue drained soon
+after the window) at a p99 within ``factor`` times the lightest load's, at that rate and
+every lower one; past it requests only queue. Little's law
 (``L = λ·W``) turns the knee into an admission limit: ``limit = ⌈λ_knee · W_target⌉``
 requests in flight, where ``W_target`` is the latency target (by default the knee's p99).
 """
@@ -214,17 +214,21 @@ class Knee:
 def knee(
     runs: Sequence[OpenLoopRun], factor: float = 3.0, target_ms: float | None = None
 ) -> Knee | None:
-    """The highest-rate run that kept up (:attr:`OpenLoopRun.kept_up`) with p99
-    ≤ ``factor`` × the lightest run's p99, and ``⌈throughput · target⌉`` in flight (Little's
-    law; ``target_ms`` defaults to that run's p99). None when not even the lightest kept up."""
+    """The highest-rate run that, like every lighter run, kept up
+    (:attr:`OpenLoopRun.kept_up`) with p99 ≤ ``factor`` × the lightest run's p99, and
+    ``⌈throughput · target⌉`` in flight (Little's law; ``target_ms`` defaults to that run's
+    p99). None when not even the lightest kept up."""
     served = sorted((r for r in runs if r.latency() is not None), key=lambda r: r.config.rate)
     if not served:
         return None
     floor = served[0].latency()["p99"]  # type: ignore[index]
-    good = [r for r in served if r.kept_up and r.latency()["p99"] <= factor * floor]  # type: ignore[index]
-    if not good:
+    best = None
+    for r in served:  # the first rate that fails ends the search: a lucky point past it
+        if not (r.kept_up and r.latency()["p99"] <= factor * floor):  # type: ignore[index]
+            break  # is noise, not capacity to admit
+        best = r
+    if best is None:
         return None
-    best = good[-1]
     p99 = best.latency()["p99"]  # type: ignore[index]
     target = target_ms if target_ms is not None else p99
     limit = max(1, math.ceil(best.throughput * target / 1e3))

@@ -12,12 +12,13 @@ TraceExporter = Literal["none", "console", "otlp"]
 
 
 def default_max_inflight() -> int:
-    """2 per core. Measured (``benchmarks/http_load.py``, 2 cores, SciFact, /search): the
-    throughput knee — the fewest clients within 90 % of the best QPS — was 4 clients (75
-    QPS, p99 77 ms); more clients in flight only queue (64 gave admitted requests a p50 of
-    2.7 s under 200 clients). Little's law sizes it the same way: limit ≈ throughput ×
-    target latency = 75/s × ~50 ms ≈ 4."""
-    return 2 * max(1, os.cpu_count() or 1)
+    """4 per core, from Little's law at the knee of the open-loop curve
+    (``python -m benchmarks.serving_path``, 2 cores, 1,000 SciFact docs, hybrid k=10):
+    /search kept up to 63 requests/s at p99 72 ms → 65/s × 72 ms ≈ 5 in flight (and to 107/s
+    at p99 149 ms → 16, past a burst at 89/s), /ask to 55/s at p99 122 ms → 8. Past the knee
+    more requests in flight only queue (p99 1.8 s at 150/s). Measure yours with ``ragfleet
+    bench load --rate ...``: it prints the limit for your latency target."""
+    return 4 * max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class ServeSettings:
         rate_per_s, burst: the per-key token bucket (``burst`` tokens, refilled at
             ``rate_per_s``); ``rate_per_s = 0`` turns rate limiting off.
         max_inflight: requests served at once; the next one gets 429 with Retry-After
-            (default :func:`default_max_inflight`: 2 per core).
+            (default :func:`default_max_inflight`: 4 per core).
         body_timeout_s: an admitted request must deliver its whole body within this (408).
         retry_after_s: the Retry-After a shed request is told.
         batching: embed the queries of concurrent searches together.

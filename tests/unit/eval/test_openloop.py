@@ -76,6 +76,9 @@ def test_the_knee_is_below_capacity_and_gives_an_admission_limit(serial_server: 
     assert bend.admission_limit == max(1, int(np.ceil(bend.throughput_qps * bend.p99_ms / 1e3)))
     assert knee(runs, target_ms=1000).admission_limit >= round(bend.throughput_qps)  # type: ignore[union-attr]
     assert knee([over]) is None  # overloaded from the start: no knee to report
+    lucky = _open(serial_server, 8, 1.5, arrivals="constant")  # kept up, past a failed rate
+    lucky.config = OpenLoopConfig(serial_server, 100, 1.5)  # as if it ran at 100/s
+    assert knee([light, mid, over, lucky]) == bend  # the first failure ends the search
 
 
 def test_bounds_on_count_and_in_flight(serial_server: str) -> None:
