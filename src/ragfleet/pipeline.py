@@ -82,8 +82,10 @@ class CostModel:
     """The ``quantile`` of the last ``window`` observed costs per stage, or a prior before
     any. Observations older than ``max_age_s`` are forgotten: a stage the planner stopped
     running because it looked too slow (a cold first call, a burst of load) is tried again
-    once its last cost has aged out, instead of being judged by one old sample forever —
-    at most one over-budget probe per stage per ``max_age_s``."""
+    once its last cost has aged out, instead of being judged by one old sample forever.
+    The probe is not single-flight: every request planned while the first probe runs also
+    plans from the prior, so a stage that really is slow costs up to ``rate × its latency``
+    over-budget requests once per ``max_age_s``."""
 
     def __init__(
         self,

@@ -174,3 +174,6 @@ def test_bench_load_open_loop_cli(served: Any, tmp_path: Path) -> None:
     assert both.exit_code == 2 and "not both" in both.output
     bad = CliRunner().invoke(app, [*base, "--rate", "0"])
     assert bad.exit_code == 2 and "rate must be" in bad.output
+    for slo in ("nan", "inf", "-1"):
+        bad = CliRunner().invoke(app, [*base, "--rate", "5", "--slo-ms", slo])
+        assert bad.exit_code == 2 and "--slo-ms must be" in bad.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -89,8 +90,8 @@ def _open(
 ) -> dict[str, Any]:  # fmt: skip
     from ragfleet.eval.openloop import OpenLoopConfig, knee, plot_open_loop, run_open_loop
 
-    if slo_ms is not None and slo_ms <= 0:
-        fail(f"--slo-ms must be > 0, got {slo_ms}")
+    if slo_ms is not None and not (math.isfinite(slo_ms) and 0 < slo_ms <= 3_600_000):
+        fail(f"--slo-ms must be a latency in (0, 3600000] ms, got {slo_ms}")
     point: Any = endpoint  # checked by OpenLoopConfig: every rate before the first request
     configs = [
         OpenLoopConfig(url, r, duration, point, key, k, mode, arrivals=arrivals,  # type: ignore[arg-type]

@@ -156,8 +156,11 @@ def check_reachable(address: str, timeout_s: float = 3.0) -> None:
     ``ray://HOST:PORT``; other forms, such as ``auto``, are left to Ray) — so a dead
     cluster is one clear error, not a hang inside ``ray.init``."""
     host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not (port.isascii() and port.isdigit()):
         return
+    host = host.removeprefix("[").removesuffix("]")  # [::1]:6379
+    if not 0 < int(port) < 65536:
+        raise ConfigError(f"--address {address}: the port must be in 1..65535")
     try:
         socket.create_connection((host, int(port)), timeout=timeout_s).close()
     except OSError as e:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -43,8 +44,8 @@ class LoadConfig:
     timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.concurrency < 1 or self.duration_s <= 0:
-            raise InputError("concurrency must be >= 1 and duration > 0")
+        if not 1 <= self.concurrency <= 10_000 or not 0 < self.duration_s <= 3600:
+            raise InputError("concurrency must be in [1, 10000] and duration in (0, 3600] s")
         if self.endpoint not in ("search", "ask"):
             raise InputError(f"endpoint must be search or ask, got {self.endpoint!r}")
 
@@ -133,10 +134,20 @@ async def _client_loop(
         ms = (time.perf_counter() - t) * 1e3
         run.statuses[str(res.status_code)] += 1
         if res.status_code == 429:  # a well-behaved client waits as it is told
-            await asyncio.sleep(float(res.headers.get("retry-after", "1")))
+            await asyncio.sleep(_retry_after(res.headers.get("retry-after", "1")))
         elif 200 <= res.status_code < 300:
             run.latencies_ms.append(ms)
             run.stages.add(res.json().get("timings_ms", {}))
+
+
+def _retry_after(value: str) -> float:
+    """Seconds of a ``Retry-After`` header: a number of seconds, capped at 60 (an HTTP
+    date or garbage: 1 s)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        return 1.0
+    return min(max(seconds, 0.0), 60.0) if math.isfinite(seconds) else 1.0
 
 
 async def run_load(cfg: LoadConfig, queries: Sequence[str]) -> LoadRun:

@@ -69,8 +69,8 @@ class OpenLoopConfig:
             raise InputError(f"duration must be in (0, 3600] s, got {self.duration_s}")
         if not 1 <= self.max_requests <= MAX_REQUESTS:
             raise InputError(f"max_requests must be in [1, {MAX_REQUESTS}]")
-        if not 1 <= self.max_outstanding <= 10_000 or self.timeout_s <= 0:
-            raise InputError("max_outstanding must be in [1, 10000] and timeout > 0")
+        if not 1 <= self.max_outstanding <= 10_000 or not 0 < self.timeout_s <= 600:
+            raise InputError("max_outstanding must be in [1, 10000] and timeout in (0, 600] s")
         if self.arrivals not in ("poisson", "constant"):
             raise InputError(f"arrivals must be poisson or constant, got {self.arrivals!r}")
         if self.endpoint not in ("search", "ask"):
@@ -80,6 +80,13 @@ class OpenLoopConfig:
         if self.endpoint == "ask":
             return {"question": query, "budget_ms": self.budget_ms}
         return {"query": query, "k": self.k, "mode": self.mode}
+
+    def window_s(self, n_scheduled: int) -> float:
+        """The span the schedule covers: ``duration_s``, or less when ``max_requests`` cut
+        it (``n / rate``): the denominator of the offered and served rates."""
+        if n_scheduled < self.max_requests:
+            return self.duration_s
+        return min(self.duration_s, n_scheduled / self.rate)
 
     def schedule(self) -> np.ndarray:
         """Intended send times, seconds from the start: below ``duration_s``, at most
@@ -102,6 +109,7 @@ class OpenLoopRun(Outcomes):
     sent: int = 0
     dropped: int = 0
     seconds: float = 0.0
+    window_s: float = 0.0  # the schedule's span (OpenLoopConfig.window_s)
     latencies_ms: list[float] = field(default_factory=list)
     lag_ms: list[float] = field(default_factory=list)
     statuses: Counter[str] = field(default_factory=Counter)
@@ -110,26 +118,30 @@ class OpenLoopRun(Outcomes):
     @property
     def offered(self) -> float:
         """Requests per second the schedule asked for (what was scheduled, over its span)."""
-        return (self.sent + self.dropped) / self.config.duration_s
+        return (self.sent + self.dropped) / self._window
 
     @property
     def throughput(self) -> float:
         """Served requests per second, over the run's window or until the last answer came,
         whichever is longer (a server that falls behind drains its queue after the window)."""
-        window = max(self.seconds, self.config.duration_s)
-        return self.ok / window
+        return self.ok / max(self.seconds, self._window)
+
+    @property
+    def _window(self) -> float:
+        return self.window_s or self.config.duration_s
 
     @property
     def kept_up(self) -> bool:
-        """The server kept up with the schedule: nothing dropped, shed or failed (at most
-        5 % short of what was scheduled) and the answers outstanding when the window closed
-        came within ``10 % of the window + 5 × the fastest answer`` (the service time
-        without a queue). An overloaded server is still draining the queue it built:
-        ``(λ/μ − 1)·T`` seconds after a window of ``T``."""
-        if not self.latencies_ms or self.ok < 0.95 * (self.sent + self.dropped):
+        """The server kept up with the schedule: every request sent and served (none
+        dropped, shed, failed or timed out: their latencies would be missing from the
+        percentiles), and the answers outstanding when the window closed came within
+        ``10 % of the window + 5 × the fastest answer`` (the service time without a queue).
+        An overloaded server is still draining the queue it built: ``(λ/μ − 1)·T`` seconds
+        after a window of ``T``."""
+        if not self.latencies_ms or self.ok != self.sent + self.dropped:
             return False
-        drain = self.seconds - self.config.duration_s
-        return drain <= 0.1 * self.config.duration_s + 5 * min(self.latencies_ms) / 1e3
+        drain = self.seconds - self._window
+        return drain <= 0.1 * self._window + 5 * min(self.latencies_ms) / 1e3
 
     def to_dict(self) -> dict[str, Any]:
         c = self.config
@@ -147,11 +159,12 @@ class OpenLoopRun(Outcomes):
 
 
 async def _send(
-    client: Any, url: str, body: dict[str, Any], intended: float, run: OpenLoopRun
-) -> None:
+    client: Any, url: str, body: dict[str, Any], intended: float, timeout: float,
+    run: OpenLoopRun,
+) -> None:  # fmt: skip
     run.lag_ms.append((time.perf_counter() - intended) * 1e3)
-    try:
-        res = await client.post(url, json=body)
+    try:  # timeout_s bounds the whole request (httpx's own timeout is per read)
+        res = await asyncio.wait_for(client.post(url, json=body), timeout)
     except Exception as e:  # a transport failure or timeout is an error of the run, counted
         run.statuses[type(e).__name__] += 1
         return
@@ -172,7 +185,8 @@ async def run_open_loop(cfg: OpenLoopConfig, queries: Sequence[str]) -> OpenLoop
     run, cycle = OpenLoopRun(cfg), itertools.cycle(queries)
     tasks: set[asyncio.Task[None]] = set()
     schedule = cfg.schedule()
-    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=cfg.timeout_s) as client:
+    wide = cfg.timeout_s + 1.0  # asyncio.wait_for in _send is the bound; httpx's is per read
+    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=wide) as client:
         t0 = time.perf_counter()
         for offset in schedule:
             intended = t0 + float(offset)
@@ -182,13 +196,18 @@ async def run_open_loop(cfg: OpenLoopConfig, queries: Sequence[str]) -> OpenLoop
             if len(tasks) >= cfg.max_outstanding:
                 run.dropped += 1
                 continue
-            task = asyncio.create_task(_send(client, url, cfg.body(next(cycle)), intended, run))
+            body = cfg.body(next(cycle))
+            task = asyncio.create_task(_send(client, url, body, intended, cfg.timeout_s, run))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             run.sent += 1
-        if tasks:
-            await asyncio.wait(set(tasks))
+        if tasks:  # each is bounded by timeout_s; this bound is a backstop
+            _, late = await asyncio.wait(set(tasks), timeout=cfg.timeout_s + 1.0)
+            for task in late:
+                task.cancel()
+                run.statuses["Cancelled"] += 1
         run.seconds = time.perf_counter() - t0
+        run.window_s = cfg.window_s(len(schedule))
     return run
 
 
@@ -218,14 +237,15 @@ def knee(
     (:attr:`OpenLoopRun.kept_up`) with p99 ≤ ``factor`` × the lightest run's p99, and
     ``⌈throughput · target⌉`` in flight (Little's law; ``target_ms`` defaults to that run's
     p99). None when not even the lightest kept up."""
-    served = sorted((r for r in runs if r.latency() is not None), key=lambda r: r.config.rate)
-    if not served:
+    ordered = sorted(runs, key=lambda r: r.config.rate)
+    lightest = ordered[0].latency() if ordered else None
+    if lightest is None:
         return None
-    floor = served[0].latency()["p99"]  # type: ignore[index]
     best = None
-    for r in served:  # the first rate that fails ends the search: a lucky point past it
-        if not (r.kept_up and r.latency()["p99"] <= factor * floor):  # type: ignore[index]
-            break  # is noise, not capacity to admit
+    for r in ordered:  # the first rate that fails ends the search: a lucky point past it
+        lat = r.latency()  # is noise, not capacity to admit; nothing served is a failure
+        if lat is None or not r.kept_up or lat["p99"] > factor * lightest["p99"]:
+            break
         best = r
     if best is None:
         return None

@@ -59,9 +59,9 @@ class BatchingEncoder(EncoderWrapper):
         max_wait_ms: float = 0.0,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
-        if max_batch < 1 or max_wait_ms < 0:
+        if max_batch < 1 or not 0 <= max_wait_ms <= 10_000:  # refuses NaN and inf too
             raise ConfigError(
-                f"need max_batch >= 1 and max_wait_ms >= 0, got {max_batch}, {max_wait_ms}"
+                f"need max_batch >= 1 and 0 <= max_wait_ms <= 10000, got {max_batch}, {max_wait_ms}"
             )
         self._on_batch = on_batch
         self.inner = inner

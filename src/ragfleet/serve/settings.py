@@ -100,6 +100,8 @@ class ServeSettings:
                 raise ConfigError(f"{name} must be > 0, got {value}")
         if self.rate_per_s < 0 or self.batch_wait_ms < 0 or self.cache_bytes < 0:
             raise ConfigError("rate_per_s, batch_wait_ms and cache_bytes must be >= 0")
+        if not self.batch_wait_ms <= 1000:  # also refuses NaN and inf
+            raise ConfigError(f"batch_wait_ms must be at most 1000, got {self.batch_wait_ms}")
         if self.cache_url and not self.cache_bytes:
             raise ConfigError("cache_url needs cache_bytes > 0 (the in-process level)")
         if self.trace_exporter not in ("none", "console", "otlp"):

@@ -87,7 +87,22 @@ def test_bounds_on_count_and_in_flight(serial_server: str) -> None:
     capped = _open(serial_server, 200, 0.5, arrivals="constant", max_outstanding=2)
     assert capped.sent + capped.dropped == 100 and capped.dropped > 50
     timed = _open(serial_server, 100, 0.3, arrivals="constant", timeout_s=0.2)
-    assert timed.statuses["ReadTimeout"] > 0 and timed.seconds < 0.3 + 0.2 + 1.0
+    assert timed.statuses["TimeoutError"] > 0 and timed.seconds < 0.3 + 0.2 + 1.0
+    assert not timed.kept_up  # a request that timed out is not served: the run fell behind
+    cut = _open(serial_server, 200, 10.0, arrivals="constant", max_requests=4)
+    assert cut.sent == 4 and cut.window_s == 4 / 200 and cut.offered == 200  # not 0.4/s
+
+
+def test_a_rate_that_served_nothing_ends_the_knee_search(serial_server: str) -> None:
+    light = _open(serial_server, 5, 1.0, arrivals="constant")
+    missing = serial_server.rsplit("/", 1)[0] + "/missing"
+    failed = _open(missing, 10, 0.5)  # every answer a 404
+    assert failed.ok == 0 and failed.errors == failed.sent > 0
+    later = _open(serial_server, 8, 1.0, arrivals="constant")
+    later.config = OpenLoopConfig(serial_server, 20, 1.0)  # as if it ran at 20/s
+    assert knee([light, failed, later]).rate == 5  # type: ignore[union-attr]
+    failed.config = OpenLoopConfig(failed.config.url, 1, 0.5)  # now the lightest rate
+    assert knee([failed, light]) is None  # the lightest served nothing: no baseline
 
 
 def test_schedules() -> None:
@@ -110,6 +125,8 @@ def test_schedules() -> None:
         ({"max_outstanding": 0}, "max_outstanding"),
         ({"arrivals": "bursty"}, "arrivals must be"),
         ({"endpoint": "delete"}, "endpoint must be"),
+        ({"timeout_s": float("nan")}, "timeout"),
+        ({"duration_s": float("inf")}, "duration must be"),
     ],
 )
 def test_bad_configs_are_refused(kw: dict[str, Any], what: str) -> None:

@@ -157,3 +157,13 @@ def test_an_encoder_failure_fails_every_caller_of_that_batch(encoder: Any) -> No
         with pytest.raises(RuntimeError, match="model crashed"):
             f.result()
     batcher.close()
+
+
+def test_an_unbounded_wait_is_refused(encoder: Any) -> None:
+    from ragfleet.serve.settings import ServeSettings
+
+    for wait in (float("inf"), float("nan"), 1e12):
+        with pytest.raises(ConfigError):
+            BatchingEncoder(encoder, max_wait_ms=wait)
+        with pytest.raises(ConfigError):
+            ServeSettings(batch_wait_ms=wait)

@@ -27,3 +27,10 @@ def test_non_finite_floats_become_null() -> None:
         "s": None,
         "t": None,
     }
+
+
+def test_a_body_nested_past_pydantic_cores_depth_falls_back_to_json_dumps() -> None:
+    deep: dict[str, object] = {"leaf": 1}
+    for _ in range(400):
+        deep = {"n": deep}
+    assert json.loads(FastJSONResponse({"metadata": deep}).body) == {"metadata": deep}
