@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,19 +179,49 @@ class RayDeployment:
 
     def close(self) -> None:
         ray = require("ray", "ray")
-        if not ray.is_initialized():
-            return
-        for replicas in self.clients:
-            for c in replicas:
-                try:
-                    c.close()  # the owner checkpoints its shard
-                except Exception as e:  # a dead actor has nothing to close
-                    log.warning("closing shard %d's replica failed: %s", c.shard_id, e)
-                ray.kill(c.actor, no_restart=True)
-        for pg in self.groups:
-            ray.util.remove_placement_group(pg)
-        if self.owns_connection:
-            ray.shutdown()
+        if ray.is_initialized():
+            for replicas in self.clients:
+                for c in replicas:
+                    try:
+                        c.close()  # the owner checkpoints its shard
+                    except Exception as e:  # a dead actor has nothing to close
+                        log.warning("closing shard %d's replica failed: %s", c.shard_id, e)
+                    ray.kill(c.actor, no_restart=True)
+            for pg in self.groups:
+                ray.util.remove_placement_group(pg)
+        self.clients, self.groups = [], []
+        if self.owns_connection:  # once: a second close releases nothing
+            self.owns_connection = False
+            _CONNECTION.release()
+
+
+class _Connection:
+    """The Ray connection deployments made: shut down when the last of them closes, so
+    that closing one served collection does not disconnect the others before their owners
+    checkpoint."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+
+    def acquire(self) -> None:
+        with self._lock:
+            self._users += 1
+
+    def in_use(self) -> bool:
+        """Whether a deployment holds the connection this module made."""
+        with self._lock:
+            return self._users > 0
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            last = self._users == 0
+        if last:
+            require("ray", "ray").shutdown()
+
+
+_CONNECTION = _Connection()
 
 
 def connect(address: str | None) -> bool:
@@ -225,7 +256,9 @@ def deploy(
     from ray.util.placement_group import placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-    owns = connect(address)
+    owns = connect(address) or _CONNECTION.in_use()
+    if owns:
+        _CONNECTION.acquire()
     n_nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
     strategy = "STRICT_SPREAD" if n_nodes >= replicas else "SPREAD"
     remote = ray.remote(ShardActor)
