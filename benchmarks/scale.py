@@ -59,6 +59,8 @@ def specs_for(n: int) -> dict[str, str]:
         "ivfpq+refine": f"ivf{nlist},pq48+refine",
         "sq8+refine": "sq8+refine",
         "binary+rescore": "binary",
+        "ivf,rabitqfs+refine": f"ivf{nlist},rabitqfs+refine",
+        "ivf,rabitq2fs+refine": f"ivf{nlist},rabitq2fs+refine",
     }
 
 
@@ -74,6 +76,13 @@ POINTS: dict[str, list[dict[str, float]]] = {
     "ivfpq+refine": [{"nprobe": 32, "oversample": 8.0}, {"nprobe": 64, "oversample": 16.0}],
     "sq8+refine": [{"oversample": 2.0}],
     "binary+rescore": [{"oversample": 16.0}, {"oversample": 32.0}, {"oversample": 64.0}],
+    "ivf,rabitqfs+refine": [
+        {"nprobe": 16, "oversample": 10.0},
+        {"nprobe": 32, "oversample": 10.0},
+        {"nprobe": 32, "oversample": 20.0},
+        {"nprobe": 64, "oversample": 20.0},
+    ],
+    "ivf,rabitq2fs+refine": [{"nprobe": 32, "oversample": 5.0}, {"nprobe": 64, "oversample": 5.0}],
 }
 
 

@@ -38,6 +38,9 @@ RECALL_FLOOR: dict[str, tuple[float, float]] = {
     "ivf64,pq16x4fs+refine": (0.75, 0.8),
     "opq,ivf64,pq16+refine": (0.95, 0.95),
     "hnsw16,pq8+refine": (0.65, 0.85),
+    "rabitq4": (0.6, 0.6),
+    "ivf64,rabitq+refine": (0.6, 0.6),
+    "ivf64,rabitqfs+refine": (0.6, 0.6),
 }
 SPECS = list(RECALL_FLOOR)
 METRICS: list[Metric] = ["ip", "l2"]

@@ -129,7 +129,8 @@ def default_specs(d: int) -> list[str]:
     compressed ones — PQ with ``m`` = the largest divisor of ``d`` giving at least 8
     dimensions per sub-quantizer (alone, ``+refine``, after OPQ), 4-bit fast-scan PQ with
     twice the sub-quantizers, scalar quantizers (sq8, sq4+refine, hnsw32,sq8) and binary
-    codes (flat and in an HNSW graph; only when 8 divides ``d``)."""
+    codes (flat and in an HNSW graph; only when 8 divides ``d``), and 1-bit RaBitQ codes
+    in fast-scan IVF lists ``+refine``."""
     m = max(m for m in range(1, d + 1) if d % m == 0 and d // m >= 8) if d >= 8 else 1
     specs = ["flat", "hnsw32", "ivf", f"ivf,pq{m}", f"ivf,pq{m}+refine", f"opq,ivf,pq{m}+refine"]
     if d % (2 * m) == 0:
@@ -137,6 +138,7 @@ def default_specs(d: int) -> list[str]:
     specs += ["sq8", "sq4+refine", "hnsw32,sq8"]
     if d % 8 == 0:
         specs += ["binary", "hnsw32,binary"]
+    specs.append("ivf,rabitqfs+refine")
     return specs
 
 

@@ -25,6 +25,7 @@ import numpy.typing as npt
 from ragfleet._optional import require
 from ragfleet.index import binary
 from ragfleet.index.dense import DenseIndex
+from ragfleet.index.specs import RABITQ_QUERY_BITS
 
 Search = Callable[[npt.NDArray[np.float32]], object]
 
@@ -33,6 +34,11 @@ def raw_params(index: DenseIndex, params: Mapping[str, float], k: int) -> Any:
     """The ``SearchParameters`` a FAISS user would build once for the same search."""
     faiss = require("faiss", "index")
     spec = index.dense_spec
+    if spec.codes == "rabitq":  # the same query bits as the shard (specs.RABITQ_QUERY_BITS)
+        qb = RABITQ_QUERY_BITS
+        if spec.structure == "ivf":
+            return faiss.IVFRaBitQSearchParameters(nprobe=int(params.get("nprobe", 16)), qb=qb)
+        return faiss.RaBitQSearchParameters(qb=qb)
     if spec.structure == "hnsw":
         ef = max(int(params.get("ef_search", 128)), k)
         return faiss.SearchParametersHNSW(efSearch=ef)

@@ -3,7 +3,8 @@ shard's codes in RAM — built, read, written, parameterised per search, and mea
 
 Every spec maps to one FAISS index: ``index_factory`` for float, SQ and PQ codes
 (``IndexFlat``, ``IndexScalarQuantizer``, ``IndexHNSW{Flat,SQ,PQ}``, ``IndexIVF{Flat,
-ScalarQuantizer,PQ,PQFastScan}``, an ``IndexPreTransform`` with an ``OPQMatrix`` for OPQ),
+ScalarQuantizer,PQ,PQFastScan,RaBitQ,RaBitQFastScan}``, ``IndexRaBitQ``, an
+``IndexPreTransform`` with an ``OPQMatrix`` for OPQ),
 ``IndexBinaryFlat`` / ``IndexBinaryHNSW`` for sign bits (:mod:`ragfleet.index.binary`).
 :func:`spec_of` inverts the mapping for an index read from disk; :func:`ram_bytes` adds
 up the arrays the index keeps in memory (codes, ids, graph links, centroids, codebooks,
@@ -17,7 +18,7 @@ from types import ModuleType
 from typing import Any, Literal
 
 from ragfleet.errors import CollectionError, ConfigError
-from ragfleet.index.specs import GRAMMAR, Codes, DenseSpec
+from ragfleet.index.specs import GRAMMAR, RABITQ_QUERY_BITS, Codes, DenseSpec
 
 Metric = Literal["ip", "l2"]
 #: FAISS file headers that start a binary index (``IBxF`` flat, ``IBHf`` HNSW).
@@ -126,6 +127,11 @@ def _with_codes(faiss: ModuleType, spec: DenseSpec, index: Any) -> DenseSpec:
         pq = index.pq
         return DenseSpec(**fields, codes="pq", pq_m=int(pq.M), nbits=int(pq.nbits),
                          fastscan=name == "IndexIVFPQFastScan")  # fmt: skip
+    if name in ("IndexRaBitQ", "IndexIVFRaBitQ", "IndexIVFRaBitQFastScan") and (
+        (name == "IndexRaBitQ") == (spec.structure == "flat")
+    ):
+        return DenseSpec(**fields, codes="rabitq", nbits=int(index.rabitq.nb_bits),
+                         fastscan=name.endswith("FastScan"))  # fmt: skip
     raise ConfigError(f"unsupported FAISS index {name} in {spec.structure}; expected {GRAMMAR}")
 
 
@@ -140,6 +146,10 @@ def _sq_codes(faiss: ModuleType) -> dict[int, Codes]:
 def search_params(faiss: ModuleType, spec: DenseSpec, ef_search: int, nprobe: int, sel: Any) -> Any:
     """The ``SearchParameters`` of one search (``None`` when nothing is to be said)."""
     extra = {} if sel is None else {"sel": sel}
+    if spec.codes == "rabitq":  # the query is quantized to qb bits (specs.RABITQ_QUERY_BITS)
+        if spec.structure == "flat":
+            return faiss.RaBitQSearchParameters(qb=RABITQ_QUERY_BITS, **extra)
+        return faiss.IVFRaBitQSearchParameters(nprobe=nprobe, qb=RABITQ_QUERY_BITS, **extra)
     if spec.structure == "flat":
         return faiss.SearchParameters(**extra) if extra else None
     if spec.structure == "hnsw":
@@ -160,7 +170,7 @@ def exhaustive(faiss: ModuleType, spec: DenseSpec, index: Any, sel: Any) -> tupl
         down = faiss.downcast_IndexBinary if spec.binary else faiss.downcast_index
         return down(storage), faiss.SearchParameters(sel=sel)
     if spec.structure == "flat":
-        return index, faiss.SearchParameters(sel=sel)
+        return index, search_params(faiss, spec, 1, 1, sel) or faiss.SearchParameters(sel=sel)
     ivf = faiss.extract_index_ivf(index)
     return index, search_params(faiss, spec, 1, int(ivf.nlist), sel)
 
@@ -205,8 +215,12 @@ def _lists_bytes(faiss: ModuleType, index: Any) -> int:
 
 
 def _tables(index: Any) -> int:
-    """Codebooks and ranges: PQ centroids, SQ trained ranges, IVF-PQ precomputed tables."""
+    """Codebooks and ranges: PQ centroids, SQ trained ranges, IVF-PQ precomputed tables,
+    the RaBitQ centre of a flat RaBitQ index."""
     total = 0
+    center = getattr(index, "center", None)
+    if center is not None:
+        total += 4 * int(center.size())
     pq = getattr(index, "pq", None)
     if pq is not None:
         total += 4 * int(pq.centroids.size())

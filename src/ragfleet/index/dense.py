@@ -74,6 +74,7 @@ DEFAULT_NPROBE = 16
 #: pq at 4 is bounded by ``nprobe`` first.
 DEFAULT_OVERSAMPLE: dict[str, float] = {
     "binary": 8.0,
+    "rabitq": 10.0,
     "pq": 4.0,
     "sq4": 2.0,
     "sq8": 1.5,

@@ -8,10 +8,12 @@ spaces ignored)::
     flat                         exact search over float32 (the test oracle)
     sq8 | sq4 | sqfp16           exhaustive search over scalar-quantized codes
     binary                       exhaustive Hamming search over sign bits (always +refine)
+    rabitq[B]                    exhaustive search over RaBitQ codes, B bits per dimension
     hnsw[M]                      HNSW graph over float32, M neighbours per node (default 32)
     hnsw[M],CODES                HNSW over CODES: sq8 | sq4 | sqfp16 | pqM[xNBITS] | binary
     ivf[NLIST]                   IVF with float32 lists
     ivf[NLIST],CODES             IVF over sq8 | sq4 | sqfp16 | pqM[xNBITS] | pqMx4fs (fast scan)
+                                 | rabitq[B] | rabitq[B]fs (fast scan)
     ivfpqM[xNBITS] | ivfsq8      shorthands of ivf,pqM[xNBITS] and ivf,sq8
     opq[M],ivf[NLIST],pqM…       IVF-PQ after an OPQ rotation (Ge et al., CVPR 2013)
     SPEC+refine | SPEC+refine16  keep float32 | float16 vectors on disk and rescore
@@ -24,6 +26,13 @@ of Hugging Face's embedding-quantization study (``bit_i = x_i > 0``, Hamming dis
 rescoring): 1 bit per dimension, 32× smaller than float32. FAISS's ``IndexBinaryIVF``
 cannot apply an ``IDSelector`` (filters, tombstones), so binary codes come flat or in an
 HNSW graph only.
+
+``rabitq[B]`` is RaBitQ (Gao & Long, SIGMOD 2024; extended to B bits per dimension in Gao
+et al., SIGMOD 2025): each vector, centred on its IVF centroid (or the data mean) and
+rotated, is stored as B bits per dimension plus two float factors; inner products are
+estimated without bias, with an error of O(1/sqrt(d)) that shrinks with B. Queries are
+quantized to :data:`RABITQ_QUERY_BITS` bits (a float query costs ~50x more per code).
+1-bit codes are ``d/8 + 8`` bytes (56 B at d=384: 27x smaller than float32).
 """
 
 from __future__ import annotations
@@ -37,13 +46,14 @@ from typing import Any, Literal
 from ragfleet.errors import ConfigError, UnknownSpecError
 
 Structure = Literal["flat", "hnsw", "ivf"]
-Codes = Literal["float", "sq8", "sq4", "fp16", "pq", "binary"]
+Codes = Literal["float", "sq8", "sq4", "fp16", "pq", "binary", "rabitq"]
 Refine = Literal["fp32", "fp16"]
 
 GRAMMAR = (
     "flat | sq8 | sq4 | sqfp16 | binary | hnsw[M][,CODES] | ivf[NLIST][,CODES] "
-    "| ivfpqM[xNBITS] | ivfsq8 | opq,ivf[NLIST],pqM, with CODES one of sq8, sq4, sqfp16, "
-    "pqM[xNBITS], pqMx4fs (ivf), binary (hnsw); any compressed spec may end in "
+    "| rabitq[B] | ivfpqM[xNBITS] | ivfsq8 | opq,ivf[NLIST],pqM, with CODES one of sq8, sq4, "
+    "sqfp16, pqM[xNBITS], pqMx4fs (ivf), rabitq[B], rabitq[B]fs (ivf), binary (hnsw); "
+    "any compressed spec may end in "
     "+refine or +refine16"
 )
 DEFAULT_HNSW_M = 32
@@ -51,13 +61,18 @@ MIN_AUTO_NLIST = 16
 MAX_AUTO_NLIST = 65536
 #: FAISS k-means warns below this many training points per centroid.
 POINTS_PER_CENTROID = 39
+#: Bits of the quantized query RaBitQ codes are scored against (FAISS's ``qb``; 0 would
+#: score a float query, ~50x slower per code for no measurable recall after rescoring).
+RABITQ_QUERY_BITS = 8
+MAX_RABITQ_BITS = 9
 
 _STRUCTURES = ("flat", "hnsw", "ivf")
-_CODES = ("float", "sq8", "sq4", "fp16", "pq", "binary")
+_CODES = ("float", "sq8", "sq4", "fp16", "pq", "binary", "rabitq")
 _SQ_TOKENS: dict[str, Codes] = {"sq8": "sq8", "sq4": "sq4", "sqfp16": "fp16"}
 _SQ_FACTORY = {"sq8": "SQ8", "sq4": "SQ4", "fp16": "SQfp16"}
 _STRUCTURE_RE = re.compile(r"(?P<s>flat|hnsw|ivf)(?P<n>\d+)?")
 _PQ_RE = re.compile(r"pq(?P<m>\d+)(?:x(?P<nbits>\d+))?(?P<fs>fs)?")
+_RABITQ_RE = re.compile(r"rabitq(?P<b>\d+)?(?P<fs>fs)?")
 _SHORTHAND_RE = re.compile(r"ivf(?P<rest>pq\d+(?:x\d+)?(?:fs)?|sq8|sq4|sqfp16)")
 _OPQ_RE = re.compile(r"opq(?P<m>\d+)?")
 _REFINE: dict[str, Refine] = {"refine": "fp32", "refine16": "fp16"}
@@ -70,12 +85,15 @@ class DenseSpec:
     Attributes:
         structure: ``flat`` (exhaustive), ``hnsw`` (graph) or ``ivf`` (inverted lists).
         codes: what RAM holds per vector: ``float`` (float32), ``sq8``/``sq4`` (8/4-bit
-            scalar quantizer), ``fp16``, ``pq`` (product quantizer) or ``binary`` (sign bits).
+            scalar quantizer), ``fp16``, ``pq`` (product quantizer), ``binary`` (sign bits)
+            or ``rabitq`` (RaBitQ codes).
         hnsw_m: HNSW neighbours per node (``M``), only for ``hnsw``.
         nlist: IVF inverted lists; ``None`` means chosen from n at train time.
         pq_m: product-quantizer sub-quantizers (``m``), only for ``pq``; must divide d.
-        nbits: bits per PQ code (``2**nbits`` centroids per codebook).
-        fastscan: 4-bit PQ searched with SIMD lookup tables (André et al., VLDB 2015).
+        nbits: bits per PQ code (``2**nbits`` centroids per codebook); for ``rabitq``, bits
+            per dimension (1 to 9).
+        fastscan: 4-bit PQ or RaBitQ codes in IVF lists searched with SIMD lookup tables
+            (André et al., VLDB 2015).
         opq: an OPQ rotation learnt before IVF-PQ.
         refine: precision of the vectors kept on disk for rescoring, or ``None``.
     """
@@ -132,6 +150,8 @@ class DenseSpec:
             raise ConfigError(f"nlist applies to ivf specs only: {self}")
         if self.codes == "pq" and self.structure == "flat":
             raise ConfigError("pq codes need an ivf or hnsw structure, e.g. ivf,pq48")
+        if self.codes == "rabitq" and self.structure == "hnsw":
+            raise ConfigError("rabitq codes come flat or in ivf lists, e.g. ivf1024,rabitqfs")
         if self.codes == "binary" and self.structure == "ivf":
             raise ConfigError(
                 "binary codes come flat or in hnsw (FAISS's IndexBinaryIVF cannot filter)"
@@ -141,13 +161,13 @@ class DenseSpec:
         if self.refine is not None and self.codes == "float":
             raise ConfigError(
                 f"{self.structure} over float32 is exact already; +refine applies to "
-                "compressed codes (sq8, sq4, sqfp16, pq, binary)"
+                "compressed codes (sq8, sq4, sqfp16, pq, binary, rabitq)"
             )
         if self.refine not in (None, "fp32", "fp16"):
             raise ConfigError(f"refine must be None, 'fp32' or 'fp16', got {self.refine!r}")
-        if self.fastscan and not (self.codes == "pq" and self.structure == "ivf"):
-            raise ConfigError("fast scan (fs) applies to ivf,pqMx4fs only")
-        if self.fastscan and self.nbits != 4:
+        if self.fastscan and not (self.codes in ("pq", "rabitq") and self.structure == "ivf"):
+            raise ConfigError("fast scan (fs) applies to ivf,pqMx4fs and ivf,rabitq[B]fs only")
+        if self.fastscan and self.codes == "pq" and self.nbits != 4:
             raise ConfigError(f"fast-scan PQ codes have 4 bits, got x{self.nbits}")
         if self.opq and not (self.codes == "pq" and self.structure == "ivf"):
             raise ConfigError("opq rotates for ivf,pq only, e.g. opq,ivf1024,pq48")
@@ -158,7 +178,7 @@ class DenseSpec:
     @property
     def needs_training(self) -> bool:
         """True when something is learnt from data: IVF centroids, SQ ranges, PQ codebooks."""
-        return self.structure == "ivf" or self.codes in ("sq8", "sq4", "pq")
+        return self.structure == "ivf" or self.codes in ("sq8", "sq4", "pq", "rabitq")
 
     @property
     def binary(self) -> bool:
@@ -172,7 +192,8 @@ class DenseSpec:
     @property
     def family(self) -> str:
         """The spec without its numbers, e.g. ``"ivf,pq+refine"``, ``"binary+refine"``."""
-        codes = {"float": "", "fp16": "sqfp16", "pq": "pqfs" if self.fastscan else "pq"}
+        codes = {"float": "", "fp16": "sqfp16", "pq": "pqfs" if self.fastscan else "pq",
+                 "rabitq": "rabitqfs" if self.fastscan else "rabitq"}  # fmt: skip
         token = codes.get(self.codes, self.codes)
         text = ",".join(filter(None, ["" if self.structure == "flat" and token else
                                       self.structure, token]))  # fmt: skip
@@ -204,6 +225,8 @@ class DenseSpec:
         if self.codes == "pq":
             bits = "" if self.nbits == 8 else f"x{self.nbits}"
             return f"pq{self.pq_m}{bits}{'fs' if self.fastscan else ''}"
+        if self.codes == "rabitq":
+            return f"rabitq{'' if self.nbits == 1 else self.nbits}{'fs' if self.fastscan else ''}"
         if self.codes == "fp16":
             return "sqfp16"
         return "" if self.codes == "float" else self.codes
@@ -228,7 +251,7 @@ class DenseSpec:
             need.append(self.resolve_nlist(n_train))
         if self.codes == "pq":
             need.append(2**self.nbits)
-        if self.codes in ("sq8", "sq4"):
+        if self.codes in ("sq8", "sq4", "rabitq"):
             need.append(1)
         return max(need)
 
@@ -248,13 +271,18 @@ class DenseSpec:
             raise ConfigError(f"vector dimension d must be >= 1, got {d}")
         if self.binary:
             raise ConfigError("binary codes have no FAISS factory string; see index/binary.py")
-        codes = {"float": "Flat", **_SQ_FACTORY}.get(self.codes) or self._pq_factory(d)
+        codes = {"float": "Flat", **_SQ_FACTORY}.get(self.codes) or (
+            self._rabitq_factory() if self.codes == "rabitq" else self._pq_factory(d)
+        )
         if self.structure == "flat":
             return codes
         if self.structure == "hnsw":
             return f"HNSW{self.hnsw_m}" + ("" if self.codes == "float" else f",{codes}")
         ivf = f"IVF{self.resolve_nlist(n_train)},{codes}"
         return f"OPQ{self.pq_m},{ivf}" if self.opq else ivf
+
+    def _rabitq_factory(self) -> str:
+        return f"RaBitQ{'fs' if self.fastscan else ''}{'' if self.nbits == 1 else self.nbits}"
 
     def _pq_factory(self, d: int) -> str:
         if self.pq_m is None or d % self.pq_m != 0:
@@ -305,6 +333,11 @@ def _codes_fields(tokens: list[str], spec: str) -> dict[str, Any]:
         return {"codes": _SQ_TOKENS[tok]}
     if tok == "binary":
         return {"codes": "binary"}
+    rabitq = _RABITQ_RE.fullmatch(tok)
+    if rabitq is not None:
+        bits = rabitq.group("b")
+        return {"codes": "rabitq", "nbits": 1 if bits is None else int(bits),
+                "fastscan": rabitq.group("fs") is not None}  # fmt: skip
     pq = _PQ_RE.fullmatch(tok)
     if pq is None:
         raise _unknown(spec)
@@ -324,5 +357,8 @@ def _check_ranges(spec: DenseSpec) -> None:
         raise ConfigError(f"ivf nlist must be in [1, 2**24], got {spec.nlist}")
     if spec.pq_m is not None and spec.pq_m < 1:
         raise ConfigError(f"pq sub-quantizers m must be >= 1, got {spec.pq_m}")
+    if spec.codes == "rabitq" and not 1 <= spec.nbits <= MAX_RABITQ_BITS:
+        raise ConfigError(f"rabitq bits per dimension must be in [1, {MAX_RABITQ_BITS}], "
+                          f"got {spec.nbits}")  # fmt: skip
     if not 1 <= spec.nbits <= 16:
         raise ConfigError(f"pq nbits must be in [1, 16], got {spec.nbits}")

@@ -72,6 +72,7 @@ def test_default_specs_and_sweep_points() -> None:
     assert default_specs(384) == [
         "flat", "hnsw32", "ivf", "ivf,pq48", "ivf,pq48+refine", "opq,ivf,pq48+refine",
         "ivf,pq96x4fs+refine", "sq8", "sq4+refine", "hnsw32,sq8", "binary", "hnsw32,binary",
+        "ivf,rabitqfs+refine",
     ]  # fmt: skip
     assert "ivf,pq98" in default_specs(784)  # 784 / 98 = 8 dims per sub-quantizer
     assert "binary" not in default_specs(30)  # 30 bits do not pack into bytes

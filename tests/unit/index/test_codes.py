@@ -20,7 +20,8 @@ X = np.random.default_rng(0).normal(size=(N, D)).astype(np.float32)
 SPECS = [
     "flat", "hnsw16", "ivf8", "ivf8,pq4", "ivf8,pq4x6", "ivf8,sq8", "ivf8,sq4", "ivf8,sqfp16",
     "ivf8,pq8fs", "opq,ivf8,pq4", "sq8", "sq4", "sqfp16", "hnsw16,sq8", "hnsw16,sqfp16",
-    "hnsw16,pq8", "binary", "hnsw16,binary",
+    "hnsw16,pq8", "binary", "hnsw16,binary", "rabitq", "rabitq4", "ivf8,rabitq",
+    "ivf8,rabitqfs", "ivf8,rabitq2fs",
 ]  # fmt: skip
 
 

@@ -18,7 +18,8 @@ from ragfleet.index.writebatch import ChunkRecord
 
 D = 32
 NO_AUTO = CheckpointPolicy(max_wal_bytes=2**40, max_batches=2**40)
-SPECS = ["binary", "hnsw16,binary", "sq8+refine16", "sq4+refine"]
+SPECS = ["binary", "hnsw16,binary", "sq8+refine16", "sq4+refine", "rabitq+refine16",
+         "ivf16,rabitqfs+refine"]  # fmt: skip
 RNG = np.random.default_rng(11)
 VECTORS = RNG.normal(size=(600, D)).astype(np.float32)
 VECTORS /= np.linalg.norm(VECTORS, axis=1, keepdims=True)
@@ -103,7 +104,8 @@ def test_stats_report_bytes_per_vector_in_ram_and_on_disk(tmp_path: Path, spec: 
     assert s["vectors_on_disk"] == ("fp16" if precision == 2 else "fp32")
     assert disk >= 500 * D * precision  # the vectors are on disk...
     assert s["ram_bytes"] == shard.dense.ram_bytes()  # ...and only the codes in RAM
-    codes = {"binary": D / 8, "hnsw16,binary": D / 8, "sq8+refine16": D, "sq4+refine": D / 2}
+    codes = {"binary": D / 8, "hnsw16,binary": D / 8, "sq8+refine16": D, "sq4+refine": D / 2,
+             "rabitq+refine16": D / 8 + 8, "ivf16,rabitqfs+refine": D / 8 + 8}  # fmt: skip
     assert s["ram_bytes_per_vector"] >= codes[spec]
     assert s["ram_bytes_per_vector"] < 4 * D or spec.startswith("hnsw")  # the graph costs
     assert s["float32_bytes_per_vector"] == 4 * D

@@ -48,6 +48,14 @@ def ivf(**kw: object) -> DenseSpec:
         ("hnsw16,sq8", DenseSpec("hnsw", "sq8", hnsw_m=16)),
         ("hnsw32,pq48+refine", DenseSpec("hnsw", "pq", hnsw_m=32, pq_m=48, refine="fp32")),
         ("hnsw32,binary", DenseSpec("hnsw", "binary", hnsw_m=32, refine="fp32")),
+        ("rabitq", DenseSpec(codes="rabitq", nbits=1)),
+        ("rabitq4+refine", DenseSpec(codes="rabitq", nbits=4, refine="fp32")),
+        ("ivf1024,rabitq", ivf(codes="rabitq", nlist=1024, nbits=1)),
+        ("ivf,rabitqfs+refine", ivf(codes="rabitq", nbits=1, fastscan=True, refine="fp32")),
+        (
+            "ivf64,rabitq2fs+refine16",
+            ivf(codes="rabitq", nlist=64, nbits=2, fastscan=True, refine="fp16"),
+        ),
     ],
 )
 def test_parse_grammar(text: str, expected: DenseSpec) -> None:
@@ -79,6 +87,10 @@ def test_unknown_spec_lists_the_grammar(text: str) -> None:
         ("ivf,pq48x8fs", "4 bits"),
         ("opq,ivf,sq8", "opq rotates for ivf,pq only"),
         ("opq16,ivf,pq48", "must rotate for the pq"),
+        ("hnsw32,rabitq", "rabitq codes come flat or in ivf"),
+        ("rabitqfs", "fast scan"),
+        ("ivf,rabitq0", "rabitq bits"),
+        ("ivf,rabitq10", "rabitq bits"),
     ],
 )
 def test_inconsistent_specs_are_config_errors_saying_why(text: str, message: str) -> None:
@@ -114,6 +126,21 @@ specs = st.one_of(
         refines,
     ),
     st.builds(
+        lambda s, n, b, f, r: DenseSpec(
+            s,
+            "rabitq",
+            nlist=n if s == "ivf" else None,
+            nbits=b,
+            fastscan=f and s == "ivf",
+            refine=r,
+        ),
+        st.sampled_from(["flat", "ivf"]),
+        nlists,
+        st.integers(1, 9),
+        st.booleans(),
+        refines,
+    ),
+    st.builds(
         lambda n, m: ivf(codes="pq", nlist=n, pq_m=m, nbits=4, fastscan=True),
         nlists,
         st.integers(1, 128),
@@ -143,6 +170,8 @@ def test_canonical_round_trips(spec: DenseSpec) -> None:
         ("sq8", "sq8"),
         ("binary", "binary+refine"),
         ("hnsw32,binary", "hnsw,binary+refine"),
+        ("ivf1024,rabitq2fs+refine", "ivf,rabitqfs+refine"),
+        ("rabitq", "rabitq"),
     ],
 )
 def test_family_drops_the_numbers(text: str, family: str) -> None:
@@ -168,6 +197,8 @@ def test_training_sizes() -> None:
     assert DenseSpec(codes="sq8").min_train_size(n) == 1
     assert ivf().needs_training and not DenseSpec().needs_training
     assert DenseSpec.parse("sq4").needs_training and DenseSpec.parse("hnsw32,pq8").needs_training
+    assert DenseSpec.parse("rabitq").needs_training
+    assert DenseSpec.parse("rabitq").min_train_size(n) == 1
     for text in ("sqfp16", "binary", "hnsw32,binary", "hnsw16,sqfp16"):
         assert not DenseSpec.parse(text).needs_training, text
 
@@ -190,6 +221,10 @@ def test_training_sizes() -> None:
         ("sqfp16", "SQfp16"),
         ("hnsw16,sq8", "HNSW16,SQ8"),
         ("hnsw16,pq8x4", "HNSW16,PQ8x4"),
+        ("rabitq", "RaBitQ"),
+        ("rabitq4+refine", "RaBitQ4"),
+        ("ivf64,rabitq", "IVF64,RaBitQ"),
+        ("ivf64,rabitq2fs+refine", "IVF64,RaBitQfs2"),
     ],
 )
 def test_factory_strings_build_in_faiss(text: str, factory: str) -> None:
