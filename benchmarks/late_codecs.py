@@ -7,8 +7,11 @@ candidates' vectors, MaxSim reranks the hybrid top ``N`` and trec_eval scores th
 Codecs: ``fp32`` (the reference), ``fp16``, ``int8`` and ``int4`` (per-token scale,
 :mod:`ragfleet.index.tokens_codec`),
 ColBERTv2 residuals (``residual-K-bB``: K centroids, b bits per dimension,
-:mod:`ragfleet.index.tokens_residual`) and a learned projection (``pcaP-int8``: the top P
-principal directions of the token vectors, then int8; the query is projected too). The
+:mod:`ragfleet.index.tokens_residual`), a learned projection (``pcaP-int8``: the top P
+principal directions of the token vectors, then int8; the query is projected too) and
+token pooling (``poolF-int8``: each chunk's T tokens merged into ``⌈T/F⌉`` Ward cluster
+means, :mod:`ragfleet.index.tokens_pool`, then int8: F times fewer vectors for MaxSim to
+score, so its bytes per token are counted per *original* token). The
 recommended default is the smallest codec within 0.005 nDCG@10 of ``fp32`` that needs no
 training (a trained codec needs its centroids or projection frozen before the first write).
 
@@ -43,6 +46,9 @@ CODECS = [
     "residual-256-b1",
     "pca128-int8",
     "pca64-int8",
+    "pool2-int8",
+    "pool3-int8",
+    "pool4-int8",
 ]
 
 
@@ -100,6 +106,7 @@ class Roundtrip:
 
         self.name, self.project = name, None
         self.fit_s = 0.0
+        self.pool = 1
         t = time.perf_counter()
         if name.startswith("residual"):
             from ragfleet.index.tokens_residual import ResidualCodec
@@ -113,6 +120,11 @@ class Roundtrip:
             self.project = np.ascontiguousarray(vt[:p].T, dtype=np.float32)
             self.codec = TokenCodec("int8", p)
             self.bytes_per_token = self.codec.bytes_per_token
+        elif name.startswith("pool"):
+            head, codec = name.split("-")
+            self.pool = int(head[4:])
+            self.codec = TokenCodec(codec, d)
+            self.bytes_per_token = self.codec.bytes_per_token / self.pool  # per original token
         else:
             self.codec = TokenCodec(name, d)
             self.bytes_per_token = self.codec.bytes_per_token
@@ -125,8 +137,21 @@ class Roundtrip:
             x = x @ self.project
         return self.codec.decode(self.codec.encode(x))
 
-    def all(self, tokens: np.ndarray, step: int = 65536) -> np.ndarray:
-        """:meth:`docs` over every row of ``tokens``, in steps, kept as float16."""
+    def all(self, tokens: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`docs` over every chunk's tokens (pooled first), kept as float16, with
+        the new offsets."""
+        if self.pool == 1:
+            return self._rows(tokens), offsets
+        from ragfleet.index.tokens_pool import pool_tokens
+
+        blocks = [
+            pool_tokens(tokens[offsets[i] : offsets[i + 1]].astype(np.float32), self.pool)
+            for i in range(len(offsets) - 1)
+        ]
+        pooled = np.concatenate(blocks) if blocks else tokens[:0]
+        return self._rows(pooled), np.cumsum([0] + [len(b) for b in blocks])
+
+    def _rows(self, tokens: np.ndarray, step: int = 65536) -> np.ndarray:
         width = self.project.shape[1] if self.project is not None else tokens.shape[1]
         out = np.empty((len(tokens), width), dtype=np.float16)
         for i in range(0, len(tokens), step):
@@ -161,14 +186,16 @@ def sweep(cache: Path, data: Path, depths: list[int]) -> dict[str, Any]:
     out: dict[str, Any] = {"hybrid_ndcg@10": base, "tokens_cached": len(tokens), "codecs": {}}
     for name in CODECS:
         rt = Roundtrip(name, sample, tokens.shape[1])
-        decoded = rt.all(tokens)  # every cached token packed and unpacked once
+        t0 = time.perf_counter()
+        decoded, doc_off = rt.all(tokens, offsets)  # every cached chunk packed, unpacked once
+        pack_s = time.perf_counter() - t0
         per_depth = {}
         for n in depths:
             run = {}
             for qi, q in enumerate(qids):
                 cands = runs[q]
                 head = cands[:n]
-                blocks = [decoded[offsets[row[c]] : offsets[row[c] + 1]] for c, _ in head]
+                blocks = [decoded[doc_off[row[c]] : doc_off[row[c] + 1]] for c, _ in head]
                 off = np.cumsum([0] + [len(b) for b in blocks])
                 qv = rt.query(qtok[qoff[qi] : qoff[qi + 1]])
                 scores = maxsim_batch(qv, np.concatenate(blocks).astype(np.float32), off)
@@ -181,6 +208,9 @@ def sweep(cache: Path, data: Path, depths: list[int]) -> dict[str, Any]:
             "ndcg@10": per_depth,
             "trained": name.startswith(("residual", "pca")),
             "fit_s": rt.fit_s,
+            "pool": rt.pool,
+            "vectors_per_chunk": len(decoded) / max(1, len(doc_off) - 1),
+            "pack_s": pack_s,
         }
         print(f"{name:18} {rt.bytes_per_token:7.1f} B/token  nDCG@10 {per_depth}", flush=True)
     return out

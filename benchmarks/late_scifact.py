@@ -12,7 +12,10 @@ query p99 ≤ 45 ms.
 
 The int8 collection is re-packed from the fp16 one ``late_codecs.py`` reads (the same
 encoder pass's vectors, fp16 → int8; no second model run): ``--int8`` builds it from
-scratch instead. Writes benchmarks/results/late_scifact.json and .png.
+scratch instead. ``--pool F`` pools each chunk's tokens F-fold on the way
+(:mod:`ragfleet.index.tokens_pool`; the held-out collection is ingested with the same
+factor). Writes benchmarks/results/late_scifact.json and .png (``late_scifact-poolF``
+with ``--pool F``).
 """
 
 from __future__ import annotations
@@ -29,22 +32,24 @@ from _common import DATA, RESULTS, write_json
 BENCH = Path("/tmp/ragfleet-bench")
 
 
-def repack(src: Path, dst: Path, codec: str) -> None:
+def repack(src: Path, dst: Path, codec: str, pool: int = 1) -> None:
     """A copy of the collection at ``src`` whose token vectors are packed with ``codec``
-    (decoded from ``src``'s and packed again; vectors and texts copied as stored)."""
+    (decoded from ``src``'s, pooled ``pool``-fold, packed again; vectors and texts copied
+    as stored)."""
     from ragfleet.collection import Collection
     from ragfleet.collection.rebuild import rebuild, stored_vectors
     from ragfleet.config import TokensConfig
     from ragfleet.index.tokens_codec import TokenCodec
+    from ragfleet.index.tokens_pool import pool_tokens
 
     with Collection.open(src, read_only=True) as old:
-        config = old.config.replace(tokens=TokensConfig(enabled=True, codec=codec))
+        config = old.config.replace(tokens=TokensConfig(enabled=True, codec=codec, pool=pool))
         dim = old.encoder.dim
         have, want = TokenCodec(old.config.tokens.codec, dim), TokenCodec(codec, dim)
 
         def tokens(shard: Any, chunks: Any) -> list[Any]:
             blocks = shard.token_rows([c.row for c in chunks])
-            return [want.encode(have.decode(b)) for b in blocks]
+            return [want.encode(pool_tokens(have.decode(b), pool)) for b in blocks]
 
         tmp = dst.with_name(dst.name + ".tmp")
         with Collection.create(tmp, config, encoder=old.encoder, durable=False) as new:
@@ -93,6 +98,7 @@ def main() -> None:
     ap.add_argument("--int8", action="store_true", help="build the int8 collection by ingest")
     ap.add_argument("--dir", type=Path, default=BENCH, help="where the collections live")
     ap.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    ap.add_argument("--pool", type=int, default=1, help="token pool factor (1: every token)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from ragfleet.collection import Collection
@@ -102,21 +108,23 @@ def main() -> None:
     if not args.data.is_dir():
         sys.exit(f"SciFact not found at {args.data}")
     name = args.data.name
-    fp16, int8 = args.dir / f"{name}-late-fp16", args.dir / f"{name}-late-int8"
-    late = CollectionConfig(tokens=TokensConfig(enabled=True))
+    tag = "" if args.pool == 1 else f"-pool{args.pool}"
+    fp16, int8 = args.dir / f"{name}-late-fp16", args.dir / f"{name}-late-int8{tag}"
+    late = CollectionConfig(tokens=TokensConfig(enabled=True, pool=args.pool))
     if not int8.exists():
         if args.int8 or not fp16.exists():
             Collection.build(int8, load_beir_corpus(args.data), late).close()
         else:
-            repack(fp16, int8, "int8")
-    report: dict[str, Any] = {"host": {"cpu_count": os.cpu_count()}, "rerank_n": args.rerank_n}
+            repack(fp16, int8, "int8", args.pool)
+    report: dict[str, Any] = {"host": {"cpu_count": os.cpu_count()}, "rerank_n": args.rerank_n,
+                              "pool": args.pool}  # fmt: skip
     with Collection.open(int8, read_only=True) as col:
         report["storage"] = col.stats()["token_vectors"]
         report["scifact"] = {
             via: evaluate(col, args.data, args.rerank_n, via, None) for via in ("scores", "blocks")
         }
     if args.heldout.is_dir():
-        held = args.dir / "squad-late-int8"
+        held = args.dir / f"squad-late-int8{tag}"
         if not held.exists():
             Collection.build(held, load_beir_corpus(args.heldout), late).close()
         with Collection.open(held, read_only=True) as col:
@@ -125,8 +133,8 @@ def main() -> None:
                 **evaluate(col, args.heldout, args.rerank_n, "scores", args.heldout_queries),
             }
     report["targets"] = targets(report)
-    write_json("late_scifact", report, args.out)
-    plot(report, args.out / "late_scifact.png")
+    write_json(f"late_scifact{tag}", report, args.out)
+    plot(report, args.out / f"late_scifact{tag}.png")
 
 
 def targets(report: dict[str, Any]) -> dict[str, Any]:

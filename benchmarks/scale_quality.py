@@ -32,13 +32,19 @@ from _common import DATA, RESULTS, write_json
 
 SCIFACT_SPECS = (
     "flat", "hnsw32", "ivf,pq48+refine", "sq8+refine", "sq8+refine16", "sq4+refine", "binary",
-    "binary+refine16",
+    "binary+refine16", "rabitq+refine", "ivf,rabitqfs+refine", "ivf,rabitq2fs+refine",
 )  # fmt: skip
-MINILM_SPECS = ("binary", "binary+refine16", "sq8+refine", "sq4+refine", "ivf,pq48+refine")
-FMNIST_SPECS = ("flat", "hnsw32", "ivf", "ivf,pq98+refine", "sq8+refine", "sq4+refine", "binary")
+MINILM_SPECS = (
+    "binary", "binary+refine16", "sq8+refine", "sq4+refine", "ivf,pq48+refine", "rabitq+refine",
+    "ivf,rabitqfs+refine",
+)  # fmt: skip
+FMNIST_SPECS = (
+    "flat", "hnsw32", "ivf", "ivf,pq98+refine", "sq8+refine", "sq4+refine", "binary",
+    "ivf,rabitqfs+refine",
+)  # fmt: skip
 
 
-def scifact(limit: int | None) -> dict[str, Any]:
+def scifact(limit: int | None, specs: tuple[str, ...] = SCIFACT_SPECS) -> dict[str, Any]:
     from embcache import cached_embedder
     from ragfleet.collection import Collection
     from ragfleet.config import CollectionConfig, IndexConfig
@@ -59,7 +65,7 @@ def scifact(limit: int | None) -> dict[str, Any]:
     out: dict[str, Any] = {"queries": len(qids), "documents": len(docs), "specs": {}}
     tmp = Path(tempfile.mkdtemp(prefix="scale-quality-"))
     try:
-        for spec in SCIFACT_SPECS:
+        for spec in dict.fromkeys(("flat", *specs)):  # flat: the reference of every delta
             t0 = time.perf_counter()
             config = CollectionConfig(index=IndexConfig(spec=spec))
             col = Collection.build(tmp / spec, docs, config, encoder=encoder, embedder=embedder)
@@ -128,6 +134,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--nq", type=int, default=500, help="fashion-mnist queries")
     p.add_argument("--scifact-queries", type=int, default=None, help="first N (default all)")
     p.add_argument("--part", choices=["scifact", "fmnist", "minilm", "all"], default="all")
+    p.add_argument("--scifact-specs", nargs="*", default=list(SCIFACT_SPECS),
+                   help="SciFact specs to (re)measure; rows of other specs already in the "
+                   "results are kept")  # fmt: skip
     a = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from ragfleet.index.dense import set_omp_threads
@@ -139,7 +148,10 @@ def main(argv: list[str] | None = None) -> None:
     report: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}  # one part
     report[f"host_{a.part}"] = {"cpu_count": os.cpu_count(), "loadavg_start": os.getloadavg()}
     if a.part in ("scifact", "all"):
-        report["scifact"] = scifact(a.scifact_queries)
+        old = report.get("scifact", {}).get("specs", {})
+        report["scifact"] = scifact(a.scifact_queries, tuple(a.scifact_specs))
+        kept = {k: v for k, v in old.items() if k not in report["scifact"]["specs"]}
+        report["scifact"]["specs"] = {**kept, **report["scifact"]["specs"]}
         write_json("scale_quality", report)
     if a.part in ("fmnist", "all"):
         report["fashion_mnist"] = fashion_mnist(a.nq)

@@ -152,19 +152,31 @@ class TokensConfig:
     """Late interaction: whether each chunk's token vectors are stored at ingest (from the
     encoder pass that embeds it), and how they are packed (``codec``, see
     :mod:`ragfleet.index.tokens_codec`; ``int8`` keeps the uncompressed nDCG at a quarter
-    of the bytes, ``benchmarks/late_codecs.py``)."""
+    of the bytes, ``benchmarks/late_codecs.py``), after ``pool``: each chunk's tokens
+    merged into ``⌈T / pool⌉`` cluster means (:mod:`ragfleet.index.tokens_pool`; 1 keeps
+    every token)."""
 
     enabled: bool = False
     codec: str = "int8"
+    pool: int = 1
 
     def __post_init__(self) -> None:
+        from ragfleet.index.tokens_pool import MAX_POOL_FACTOR
+
         if self.codec not in TOKEN_CODECS:
             raise ConfigError(f"unknown token codec {self.codec!r}; choose one of {TOKEN_CODECS}")
+        if not (type(self.pool) is int and 1 <= self.pool <= MAX_POOL_FACTOR):
+            raise ConfigError(
+                f"token pool factor must be an int in [1, {MAX_POOL_FACTOR}], got {self.pool!r}"
+            )
 
     @property
     def spec(self) -> str:
-        """``"int8"`` when enabled, ``""`` when not (what the embedding contract records)."""
-        return self.codec if self.enabled else ""
+        """What the embedding contract records: ``""`` when disabled, else the codec
+        (``"int8"``), with ``"-pool2"`` appended when tokens are pooled."""
+        if not self.enabled:
+            return ""
+        return self.codec + (f"-pool{self.pool}" if self.pool > 1 else "")
 
 
 #: Most shards per collection: each holds a few open files (log, docstore, lock), and a

@@ -65,6 +65,12 @@ def ingest(
     token_codec: Annotated[
         str, typer.Option(help="with --token-vectors: int8 | int4 | fp16 | fp32")
     ] = "int8",
+    token_pool: Annotated[
+        int,
+        typer.Option(
+            help="with --token-vectors: keep ceil(T/F) cluster means of each chunk's T tokens"
+        ),
+    ] = 1,
 ) -> None:
     """Build a collection from SOURCE, or add to it incrementally if it exists."""
     from ragfleet.cli.write_cmds import load_source, skipped_note
@@ -79,7 +85,9 @@ def ingest(
                 f"{collection}; pass --allow-empty if that is what you want"
             )
         if collection.exists():
-            _refuse_new_options(shards, index, encoder, chunker, token_vectors or None)
+            _refuse_new_options(
+                shards, index, encoder, chunker, token_vectors or (token_pool != 1) or None
+            )
             with Collection.open(collection) as col, progress_bar("embedding", quiet) as bar:
                 embedder = (
                     _ray_embedder(collection, col.encoder.name, address, ray_workers)
@@ -94,7 +102,7 @@ def ingest(
                     col.delete(stale)
         else:
             tokens = token_codec if token_vectors else None
-            config = _config(shards, index, encoder, chunker, workers, tokens)
+            config = _config(shards, index, encoder, chunker, workers, tokens, token_pool)
             embedder = (
                 _ray_embedder(collection, config.encoder.name, address, ray_workers)
                 if ray
@@ -144,9 +152,8 @@ def _refuse_new_options(*options: object) -> None:
 
     if any(o is not None for o in options):
         raise ConfigError(
-            "--shards/--index/--encoder/--chunker/--token-vectors apply to a new collection "
-            "only; "
-            "this one exists (use `ragfleet reindex` to change its model)"
+            "--shards/--index/--encoder/--chunker/--token-vectors/--token-pool: for a new "
+            "collection only; this one exists (use `ragfleet reindex` to change its model)"
         )
 
 
@@ -157,11 +164,22 @@ def _config(
     chunker: str | None,
     workers: int,
     token_codec: str | None = None,
+    token_pool: int = 1,
 ) -> CollectionConfig:
-    """A new collection's config; ``token_codec``: store token vectors packed so."""
+    """A new collection's config; ``token_codec``: store token vectors packed so, each
+    chunk's pooled ``token_pool``-fold."""
+    from ragfleet.errors import ConfigError
+
     base = CollectionConfig()
+    if token_pool != 1 and not token_codec:
+        raise ConfigError("--token-pool applies with --token-vectors")
+    tokens = (
+        TokensConfig(enabled=True, codec=token_codec, pool=token_pool)
+        if token_codec
+        else base.tokens
+    )
     return base.replace(
-        tokens=TokensConfig(enabled=True, codec=token_codec) if token_codec else base.tokens,
+        tokens=tokens,
         sharding=ShardingConfig(n_shards=1 if shards is None else shards),
         index=IndexConfig(spec=index or base.index.spec),
         encoder=EncoderConfig(name=encoder or base.encoder.name, workers=workers),

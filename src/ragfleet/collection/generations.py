@@ -237,7 +237,7 @@ def build_generation(
                 have = {d: h for s in new.shards for d, h in s.doc_hashes().items()}
                 where: Place = place or (lambda doc, source, v: source)
                 toks = (
-                    embedded_tokens(encoder, tokens, config.tokens.codec)
+                    embedded_tokens(encoder, tokens, config.tokens.codec, config.tokens.pool)
                     if reembed and config.tokens.enabled
                     else stored_tokens
                 )

@@ -28,6 +28,7 @@ from ragfleet.embed.token_capture import TokenCapture, TokenEncoder, maxsim_stat
 from ragfleet.errors import ConfigError, InputError
 from ragfleet.index.maxsim import maxsim_batch
 from ragfleet.index.tokens_codec import Codes, TokenCodec
+from ragfleet.index.tokens_pool import pool_tokens
 from ragfleet.types import Hit
 
 if TYPE_CHECKING:
@@ -44,10 +45,12 @@ def codec_of(config: CollectionConfig, dim: int) -> TokenCodec | None:
 
 
 def embed_with_tokens(
-    encoder: Encoder, texts: Sequence[str], batch_tokens: int, codec: TokenCodec
+    encoder: Encoder, texts: Sequence[str], batch_tokens: int, codec: TokenCodec, pool: int = 1
 ) -> tuple[npt.NDArray[np.float32], list[Codes]]:
     """Pooled vectors ``[n, d]`` and packed token vectors per text, from one pass per
-    token-budgeted batch (:func:`~ragfleet.embed.bulk.plan_batches`)."""
+    token-budgeted batch (:func:`~ragfleet.embed.bulk.plan_batches`); with ``pool > 1``
+    each text's tokens are merged into ``⌈T / pool⌉`` cluster means first
+    (:func:`~ragfleet.index.tokens_pool.pool_tokens`)."""
     if not isinstance(encoder, TokenEncoder):
         raise ConfigError(
             f"encoder {encoder.name!r} cannot return token vectors; a collection with token "
@@ -62,7 +65,7 @@ def embed_with_tokens(
         vecs, states = encoder.encode_with_tokens([texts[i] for i in idx], kind="document")
         vectors[idx] = vecs
         for i, s in zip(idx.tolist(), states, strict=True):
-            packed[i] = codec.encode(maxsim_states(s))
+            packed[i] = codec.encode(pool_tokens(maxsim_states(s), pool))
     return vectors, packed
 
 
@@ -96,6 +99,7 @@ class LateInteraction:
         rows = sum(int(s.get("token_rows", 0)) for s in shards)
         return {
             "codec": self.config.tokens.codec,
+            "pool": self.config.tokens.pool,
             "tokens": tokens,
             "bytes": nbytes,
             "bytes_per_token": nbytes / tokens if tokens else 0.0,

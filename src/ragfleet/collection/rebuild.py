@@ -73,7 +73,9 @@ def stored_tokens(
     return shard.token_rows([c.row for c in chunks])
 
 
-def embedded_tokens(encoder: Encoder, batch_tokens: int, codec_name: str) -> TokenSource:
+def embedded_tokens(
+    encoder: Encoder, batch_tokens: int, codec_name: str, pool: int = 1
+) -> TokenSource:
     """Token vectors embedded again from each chunk's stored title and text (reindex)."""
     from ragfleet.collection.late import embed_with_tokens
     from ragfleet.collection.writer import embed_input
@@ -83,7 +85,7 @@ def embedded_tokens(encoder: Encoder, batch_tokens: int, codec_name: str) -> Tok
 
     def embed(shard: Shard, chunks: Sequence[StoredChunk]) -> list[npt.NDArray[np.uint8]]:
         texts = [embed_input(c.title, c.text) for c in chunks]
-        return embed_with_tokens(encoder, texts, batch_tokens, codec)[1]
+        return embed_with_tokens(encoder, texts, batch_tokens, codec, pool)[1]
 
     return embed
 

@@ -192,7 +192,8 @@ class DocumentWriter:
                     "not return; ingest it in-process (without --ray)"
                 )
             batch = self.config.encoder.batch_tokens
-            vectors, tokens = embed_with_tokens(self.encoder, texts, batch, codec)
+            pool = self.config.tokens.pool
+            vectors, tokens = embed_with_tokens(self.encoder, texts, batch, codec, pool)
             return _Round(todo, chunks, vectors, tokens)
         elif embedder is not None:
             vectors = embedder(texts)

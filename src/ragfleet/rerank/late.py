@@ -85,6 +85,7 @@ class LateReranker:
         self._encoder = encoder
         cfg = getattr(retriever, "config", None)
         self._codec_name = codec or (cfg.tokens.codec if cfg is not None else "int8")
+        self._pool = int(cfg.tokens.pool) if cfg is not None else 1
 
     def _text_encoder(self) -> Any:
         if self._encoder is None:
@@ -97,7 +98,8 @@ class LateReranker:
         return self._encoder
 
     def score(self, query: str, texts: Sequence[str]) -> Scores:
-        """``S(Q, D)`` for each text, its token vectors packed with the codec first."""
+        """``S(Q, D)`` for each text, its token vectors pooled and packed as the
+        collection's are first."""
         from ragfleet.collection.late import embed_with_tokens
         from ragfleet.embed.token_capture import maxsim_states
         from ragfleet.index.maxsim import maxsim_batch
@@ -109,7 +111,7 @@ class LateReranker:
         _, states = enc.encode_with_tokens([query], kind="query")
         q = maxsim_states(states[0])
         codec = TokenCodec(self._codec_name, enc.dim)
-        _, packed = embed_with_tokens(enc, list(texts), 1 << 14, codec)
+        _, packed = embed_with_tokens(enc, list(texts), 1 << 14, codec, self._pool)
         offsets = np.cumsum([0, *(len(p) for p in packed)], dtype=np.int64)
         return maxsim_batch(q, codec.decode(np.concatenate(packed)), offsets)
 

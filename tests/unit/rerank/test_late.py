@@ -153,3 +153,28 @@ def test_the_pipeline_learns_the_late_stage_cost(col: Any) -> None:
     per_candidate = p.costs.estimate("rerank")
     n, note = p.rerank_plan(p.costs.estimate("generate") + 10.5 * per_candidate, 20)
     assert n == 10 and "shortened" in note  # the planner cuts by the learned cost
+
+
+def test_pooled_tokens_halve_the_vectors_and_score_as_the_texts_do(
+    tmp_path: Path, encoder: Any
+) -> None:
+    """``pool=2``: ⌈T/2⌉ stored vectors per chunk, recorded in the contract; the stored
+    scores equal MaxSim over the re-encoded texts' pooled tokens."""
+    from ragfleet.embed.token_capture import maxsim_states
+
+    config = CONFIG.replace(tokens=TokensConfig(enabled=True, pool=2))
+    docs = demo_docs(12)
+    with Collection.build(tmp_path / "p", docs, config, encoder=encoder) as pooled:
+        assert pooled.info.contract.token_vectors == "int8-pool2"
+        tv = pooled.stats()["token_vectors"]
+        assert tv["pool"] == 2
+        hits = pooled.search(Q, k=6).hits
+        texts = [f"{h.title} {h.text}" if h.title else h.text for h in hits]
+        _, states = encoder.encode_with_tokens(texts, kind="document")
+        full = [len(maxsim_states(s)) for s in states]
+        blocks = [pooled.shards[h.shard].token_blocks([h.chunk_id]) for h in hits]
+        assert [int(b.offsets[1]) for b in blocks] == [-(-t // 2) for t in full]
+        rr = LateReranker(pooled)
+        np.testing.assert_allclose(rr.score_hits(Q, hits), rr.score(Q, texts), rtol=2e-3)
+    with Collection.open(tmp_path / "p") as again:  # collection.json keeps the factor
+        assert again.config.tokens.pool == 2
