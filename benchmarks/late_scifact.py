@@ -98,7 +98,8 @@ def main() -> None:
     ap.add_argument("--int8", action="store_true", help="build the int8 collection by ingest")
     ap.add_argument("--dir", type=Path, default=BENCH, help="where the collections live")
     ap.add_argument("--out", type=Path, default=RESULTS, help="results folder")
-    ap.add_argument("--pool", type=int, default=1, help="token pool factor (1: every token)")
+    ap.add_argument("--pool", type=int, default=None, help="token pool factor (default: the "
+                    "collection default, 2; 1: every token)")  # fmt: skip
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from ragfleet.collection import Collection
@@ -108,6 +109,8 @@ def main() -> None:
     if not args.data.is_dir():
         sys.exit(f"SciFact not found at {args.data}")
     name = args.data.name
+    if args.pool is None:
+        args.pool = TokensConfig().pool
     tag = "" if args.pool == 1 else f"-pool{args.pool}"
     fp16, int8 = args.dir / f"{name}-late-fp16", args.dir / f"{name}-late-int8{tag}"
     late = CollectionConfig(tokens=TokensConfig(enabled=True, pool=args.pool))

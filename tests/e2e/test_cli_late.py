@@ -106,12 +106,12 @@ def test_token_vectors_are_for_new_collections_and_late_needs_them(
 def test_token_pool_halves_the_tokens_and_is_checked(
     late_col: Path, beir: Path, tmp_path: Path
 ) -> None:
-    pooled = tmp_path / "pooled"
-    args = ["ingest", str(beir), "-c", str(pooled), "--token-vectors", "--token-pool", "2", "-q"]
+    full, pooled = tmp_path / "full", late_col  # the default pools 2-fold
+    args = ["ingest", str(beir), "-c", str(full), "--token-vectors", "--token-pool", "1", "-q"]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     stats = [json.loads(runner.invoke(app, ["stats", str(c), "--json"]).stdout)["token_vectors"]
-             for c in (late_col, pooled)]  # fmt: skip
+             for c in (full, pooled)]  # fmt: skip
     assert stats[1]["pool"] == 2 and stats[0]["pool"] == 1
     assert stats[0]["tokens"] / 2 <= stats[1]["tokens"] <= stats[0]["tokens"] / 2 + 30  # ⌈T/2⌉
     res = runner.invoke(app, ["ask", str(pooled), Q, "--reranker", "late", "--json"])

@@ -87,7 +87,7 @@ def _config(spec: str | None = None) -> CollectionConfig:
         sharding=ShardingConfig(n_shards=2),
         chunker=ChunkerConfig.parse("window:16:4"),
         index=IndexConfig(spec=spec or _SPEC[0]),
-        tokens=TokensConfig(enabled=True),
+        tokens=TokensConfig(enabled=True, pool=1),  # every token: compared one by one below
     )
 
 

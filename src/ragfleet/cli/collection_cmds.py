@@ -66,11 +66,12 @@ def ingest(
         str, typer.Option(help="with --token-vectors: int8 | int4 | fp16 | fp32")
     ] = "int8",
     token_pool: Annotated[
-        int,
+        int | None,
         typer.Option(
-            help="with --token-vectors: keep ceil(T/F) cluster means of each chunk's T tokens"
+            help="with --token-vectors: keep ceil(T/F) cluster means of each chunk's T tokens "
+            "(default 2; 1 keeps every token)"
         ),
-    ] = 1,
+    ] = None,
 ) -> None:
     """Build a collection from SOURCE, or add to it incrementally if it exists."""
     from ragfleet.cli.write_cmds import load_source, skipped_note
@@ -85,9 +86,7 @@ def ingest(
                 f"{collection}; pass --allow-empty if that is what you want"
             )
         if collection.exists():
-            _refuse_new_options(
-                shards, index, encoder, chunker, token_vectors or (token_pool != 1) or None
-            )
+            _refuse_new_options(shards, index, encoder, chunker, token_vectors or token_pool)
             with Collection.open(collection) as col, progress_bar("embedding", quiet) as bar:
                 embedder = (
                     _ray_embedder(collection, col.encoder.name, address, ray_workers)
@@ -164,20 +163,17 @@ def _config(
     chunker: str | None,
     workers: int,
     token_codec: str | None = None,
-    token_pool: int = 1,
+    token_pool: int | None = None,
 ) -> CollectionConfig:
     """A new collection's config; ``token_codec``: store token vectors packed so, each
     chunk's pooled ``token_pool``-fold."""
     from ragfleet.errors import ConfigError
 
     base = CollectionConfig()
-    if token_pool != 1 and not token_codec:
+    if token_pool is not None and not token_codec:
         raise ConfigError("--token-pool applies with --token-vectors")
-    tokens = (
-        TokensConfig(enabled=True, codec=token_codec, pool=token_pool)
-        if token_codec
-        else base.tokens
-    )
+    pool = {} if token_pool is None else {"pool": token_pool}
+    tokens = TokensConfig(enabled=True, codec=token_codec, **pool) if token_codec else base.tokens
     return base.replace(
         tokens=tokens,
         sharding=ShardingConfig(n_shards=1 if shards is None else shards),

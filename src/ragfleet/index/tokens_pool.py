@@ -68,8 +68,8 @@ def pool_tokens(x: npt.ArrayLike, factor: int) -> Matrix:
         i = int(np.argmin(near_d))
         i, j = min(i, int(near[i])), max(i, int(near[i]))
         ni, nj, dij = size[i], size[j], dist[i, j]
+        # dead clusters' distances are inf in dist[i] and dist[j], so they stay inf here
         merged = ((ni + size) * dist[i] + (nj + size) * dist[j] - size * dij) / (ni + nj + size)
-        merged[~alive] = np.inf
         merged[i] = merged[j] = np.inf
         dist[i, :] = merged
         dist[:, i] = merged
@@ -79,10 +79,13 @@ def pool_tokens(x: npt.ArrayLike, factor: int) -> Matrix:
         sums[i] += sums[j]
         alive[j] = False
         near_d[j] = np.inf
-        stale = np.flatnonzero(alive & ((near == i) | (near == j)))
-        for k in (i, *stale.tolist()):
-            near[k] = int(np.argmin(dist[k]))
-            near_d[k] = dist[k, near[k]]
-        closer = alive & (merged < near_d)  # never, for Ward (it is reducible); kept exact
+        stale = np.flatnonzero((near == i) | (near == j))
+        if stale.size:
+            sub = dist[stale]
+            best = sub.argmin(axis=1)
+            near[stale], near_d[stale] = best, sub[np.arange(stale.size), best]
+        k = int(np.argmin(merged))
+        near[i], near_d[i] = k, merged[k]
+        closer = merged < near_d  # never, for Ward (it is reducible); kept exact
         near[closer], near_d[closer] = i, merged[closer]
     return (sums[alive] / size[alive, None]).astype(np.float32)

@@ -62,7 +62,18 @@ def test_bad_factors_are_config_errors(bad: object) -> None:
         TokensConfig(enabled=True, pool=bad)  # type: ignore[arg-type]
 
 
+def test_a_config_from_before_pooling_keeps_every_token() -> None:
+    from ragfleet.config import CollectionConfig
+
+    old = CollectionConfig().to_dict()
+    del old["tokens"]["pool"]
+    old["tokens"]["enabled"] = True
+    assert CollectionConfig.from_dict(old).tokens.pool == 1
+    assert CollectionConfig.from_dict(CollectionConfig().to_dict()).tokens.pool == 2
+
+
 def test_the_contract_records_the_pool_factor() -> None:
-    assert TokensConfig(enabled=True).spec == "int8"
-    assert TokensConfig(enabled=True, pool=2).spec == "int8-pool2"
+    assert TokensConfig(enabled=True, pool=1).spec == "int8"
+    assert TokensConfig(enabled=True).spec == "int8-pool2"  # the default pools 2-fold
+    assert TokensConfig(enabled=True, codec="int4", pool=3).spec == "int4-pool3"
     assert TokensConfig(enabled=False, pool=2).spec == ""

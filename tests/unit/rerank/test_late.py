@@ -67,7 +67,7 @@ def test_stats_report_bytes_per_token_and_chunk(col: Any) -> None:
     tv = col.stats()["token_vectors"]
     assert tv["codec"] == "int8" and tv["bytes_per_token"] == 384 + 2
     assert tv["bytes_per_chunk"] == pytest.approx(tv["bytes"] / col.stats()["chunks"])
-    assert col.info.contract.token_vectors == "int8"
+    assert col.info.contract.token_vectors == "int8-pool2"  # the default pools 2-fold
 
 
 def test_tokens_survive_reopen_and_a_reader_sees_the_log(col: Any, tmp_path: Path) -> None:
