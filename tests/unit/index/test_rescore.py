@@ -55,6 +55,30 @@ def test_rescore_keeps_the_best_k_by_exact_score(metric: str, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("metric", ["ip", "l2"])
+@pytest.mark.parametrize("gap", [False, True])
+def test_rescore_over_many_queries_with_gaps_and_k_beyond_the_candidates(
+    metric: str, gap: bool, tmp_path: Path
+) -> None:
+    """Full rows, a row padded at its tail and (``gap``) a -1 between candidates, with
+    ``k`` above the candidates per row: every row is its own brute-force top ``k``."""
+    cand = np.stack([RNG.choice(300, 6, replace=False) for _ in range(4)]).astype(np.int64)
+    cand[3, 4:] = -1
+    if gap:
+        cand[0, 2] = -1
+    for store in stores(tmp_path):
+        scores, rows = rescore.rescore(faiss, store, Q, cand, 9, metric)  # type: ignore[arg-type]
+        assert rows.shape == scores.shape == (4, 9)
+        for i in range(4):
+            valid = cand[i][cand[i] >= 0]
+            s = exact(metric, Q[i : i + 1], X[valid])[0]
+            best = np.argsort(-s, kind="stable")
+            np.testing.assert_array_equal(rows[i, : valid.size], valid[best])
+            np.testing.assert_allclose(scores[i, : valid.size], s[best], rtol=1e-5, atol=1e-4)
+            assert np.all(rows[i, valid.size :] == -1)
+            assert np.all(np.isneginf(scores[i, valid.size :]))
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
 def test_exact_subset_is_brute_force_over_the_allowed_rows(
     metric: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
