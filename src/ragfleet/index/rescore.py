@@ -11,8 +11,8 @@ re-rank with source coding", ICASSP 2011; FAISS's ``IndexRefine``): it grows wit
 When the store is one float32 array and every candidate is a row, FAISS's
 ``knn_inner_products_by_idx`` / ``knn_L2sqr_by_idx`` score them and keep the best ``k`` in
 one C++ call (no gather copy, no sort in Python: the per-call cost that decides QPS
-against raw FAISS on small shards); rows padded with -1 are scored by
-``fvec_*_by_idx`` and sorted here; other stores gather the candidates first.
+against raw FAISS on small shards); a batch with a -1 before some row's candidate is
+scored by ``fvec_*_by_idx`` and sorted here; other stores gather the candidates first.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def rescore(
     nq, k1 = cand.shape
     whole = store.contiguous()
     swig_ptr = faiss.swig_ptr
-    if whole is not None and whole.shape[0] > 0 and _gaps_at_tail(cand):
+    if whole is not None and whole.shape[0] > 0 and cand.size and _gaps_at_tail(cand):
         # One C++ call scores the candidates and keeps the best k in a heap (FAISS's
         # knn_*_by_idx); it stops a row at its first -1, so a row with a gap before a
         # candidate takes the path below. The row stride is passed: with FAISS 1.15.1's

@@ -79,6 +79,14 @@ def test_rescore_over_many_queries_with_gaps_and_k_beyond_the_candidates(
 
 
 @pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_rescore_of_no_queries_is_empty(metric: str, tmp_path: Path) -> None:
+    for store in stores(tmp_path):
+        none = np.empty((0, 6), dtype=np.int64)
+        scores, rows = rescore.rescore(faiss, store, Q[:0], none, 4, metric)  # type: ignore[arg-type]
+        assert scores.shape == rows.shape == (0, 4)
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
 def test_exact_subset_is_brute_force_over_the_allowed_rows(
     metric: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
