@@ -3,7 +3,9 @@
 SciFact test (300 queries), in process, one query at a time, as ``ragfleet eval beir``
 runs them (:func:`ragfleet.eval.beir.evaluate_beir`): hybrid top 100, then the late
 reranker re-scores the top ``--rerank-n`` (50) by MaxSim over their stored int8 token
-vectors, the query's token vectors coming from the search's own encoder pass. Reported:
+vectors, the query's token vectors coming from the search's own encoder pass, blended with
+the hybrid order (:mod:`ragfleet.rerank.interpolate`, the default weight; ``maxsim``: MaxSim
+alone, weight 0). Reported:
 nDCG@10 of both, the rerank stage's and the whole query's latency percentiles, both ways
 of fetching (shards score: ``scores``; shards return packed blocks: ``blocks``), storage
 (``ragfleet stats``), and a held-out check on SQuAD v1.1 dev as BEIR (another corpus,
@@ -72,9 +74,13 @@ def evaluate(
         ids = sorted(queries)
         step = len(ids) / n_queries
         queries = {ids[int(i * step)]: queries[ids[int(i * step)]] for i in range(n_queries)}
-    rr = LateReranker(col, RerankConfig(candidates=rerank_n, batch_size=64), via=via)  # type: ignore[arg-type]
-    out: dict[str, Any] = {"queries": len(queries)}
-    for name, reranker in (("hybrid", None), (f"hybrid+late@{rerank_n}", rr)):
+    cfg = RerankConfig(candidates=rerank_n, batch_size=64)
+    rr = LateReranker(col, cfg, via=via)  # type: ignore[arg-type]
+    alone = LateReranker(col, cfg, via=via, first_stage_weight=0.0)  # type: ignore[arg-type]
+    out: dict[str, Any] = {"queries": len(queries), "first_stage_weight": rr.first_stage_weight}
+    arms = (("hybrid", None), (f"hybrid+late@{rerank_n}", rr),
+            (f"hybrid+maxsim@{rerank_n}", alone))  # fmt: skip
+    for name, reranker in arms:
         load = os.getloadavg()
         rep = evaluate_beir(col, queries, qrels, mode="hybrid", k=100, reranker=reranker)
         out[name] = {**rep.to_dict(), "loadavg_start": load, "loadavg_end": os.getloadavg()}
@@ -171,7 +177,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     for via, runs in report["scifact"].items():
         for name, r in runs.items():
-            if name == "queries":
+            if not isinstance(r, dict):  # "queries", "first_stage_weight"
                 continue
             x, y = r["latency_ms"]["p99"], r["metrics"]["ndcg@10"]
             ax.scatter(x, y, label=f"{name} ({via})")

@@ -153,9 +153,9 @@ class TokensConfig:
     encoder pass that embeds it), and how they are packed (``codec``, see
     :mod:`ragfleet.index.tokens_codec`), after ``pool``: each chunk's tokens merged into
     ``⌈T / pool⌉`` cluster means (:mod:`ragfleet.index.tokens_pool`; 1 keeps every token).
-    The default, int8 after 2-fold pooling, keeps fp32's SciFact nDCG@10 (0.7284 at a
-    rerank depth of 50) at an eighth of the bytes and half the MaxSim work; 3-fold pooling
-    loses 0.008 (``benchmarks/late_codecs.py``)."""
+    The default, int8 after 2-fold pooling, keeps fp32's SciFact nDCG@10 by MaxSim alone
+    (0.7284 at a rerank depth of 50) at an eighth of the bytes and half the MaxSim work;
+    3-fold pooling loses 0.008 (``benchmarks/late_codecs.py``)."""
 
     enabled: bool = False
     codec: str = "int8"

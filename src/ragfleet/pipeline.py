@@ -40,7 +40,7 @@ import numpy as np
 
 from ragfleet.errors import ConfigError, InputError
 from ragfleet.generate.base import Answer, Generator
-from ragfleet.rerank.base import HitScorer, Reranker, passage_text, reorder
+from ragfleet.rerank.base import Blender, HitScorer, Reranker, passage_text, reorder
 from ragfleet.search.retriever import Retriever
 from ragfleet.types import Hit, Mode
 
@@ -333,7 +333,10 @@ class Pipeline:
             )
         if done == 0:
             return _renumber(hits[:top_n])
-        return reorder(hits[:done], np.asarray(scores), hits[done:], top_n)
+        final = np.asarray(scores)
+        if isinstance(self.reranker, Blender):
+            final = self.reranker.blend(final)
+        return reorder(hits[:done], final, hits[done:], top_n)
 
     def _score_within(
         self, reranker: Reranker, q: str, head: list[Hit], clock: _Clock

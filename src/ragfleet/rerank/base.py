@@ -68,6 +68,16 @@ class HitScorer(Protocol):
         ...
 
 
+@runtime_checkable
+class Blender(Protocol):
+    """A reranker whose final order blends its scores with the incoming order
+    (:mod:`ragfleet.rerank.interpolate`); the pipeline applies it to the prefix it scored."""
+
+    def blend(self, scores: Scores) -> Scores:
+        """The scores to reorder by, from the raw scores of a head in incoming order."""
+        ...
+
+
 def check_request(query: str, top_n: int) -> None:
     """Raise :class:`InputError` for an empty query or ``top_n < 1``."""
     if not isinstance(query, str) or not query.strip():

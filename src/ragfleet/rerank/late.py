@@ -15,7 +15,10 @@ NAACL 2022) the stored vectors are compressed; the codec is the collection's
 :meth:`LateReranker.score` takes texts like every reranker (their token vectors are
 computed and packed with the same codec, so the scores equal the stored path's);
 :meth:`LateReranker.score_hits` reads the stored vectors of hits from the shards that hold
-them, which is what :meth:`rerank` and the pipeline use.
+them, which is what :meth:`rerank` and the pipeline use. The order it returns blends the MaxSim
+scores with the first-stage order (:meth:`LateReranker.blend`,
+:mod:`ragfleet.rerank.interpolate`: ``first_stage_weight`` 0.4 by default, 0 for MaxSim alone):
+on SciFact test nDCG@10 0.7315 against MaxSim's 0.7286, with the weight chosen on tune splits.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy.typing as npt
 
 from ragfleet.errors import ConfigError
 from ragfleet.rerank.base import RerankConfig, Scores, check_request, reorder
+from ragfleet.rerank.interpolate import FIRST_STAGE_WEIGHT, check_weight, interpolate
 from ragfleet.types import Hit
 
 Via = Literal["scores", "blocks"]
@@ -57,6 +61,8 @@ class LateReranker:
             ``"blocks"`` (shards return packed token blocks, scored here).
         encoder: for :meth:`score` over texts; default the retriever's, else ``minilm-int8``.
         codec: for :meth:`score` over texts; default the retriever's codec, else ``int8``.
+        first_stage_weight: ``w`` of :mod:`ragfleet.rerank.interpolate` in [0, 1], how much
+            of the incoming order the reranked order keeps; 0: MaxSim alone.
     """
 
     name = "late"
@@ -69,6 +75,7 @@ class LateReranker:
         via: Via = "scores",
         encoder: Any | None = None,
         codec: str | None = None,
+        first_stage_weight: float = FIRST_STAGE_WEIGHT,
     ) -> None:
         if retriever is not None and not (
             isinstance(retriever, LateScorer) and retriever.has_token_vectors
@@ -82,6 +89,7 @@ class LateReranker:
         self.retriever = retriever
         self.config = config or DEFAULT_CONFIG
         self.via: Via = via
+        self.first_stage_weight = check_weight(first_stage_weight)
         self._encoder = encoder
         cfg = getattr(retriever, "config", None)
         self._codec_name = codec or (cfg.tokens.codec if cfg is not None else "int8")
@@ -125,10 +133,16 @@ class LateReranker:
         out: npt.NDArray[np.float32] = self.retriever.late_scores(query, hits, via=self.via)
         return out
 
+    def blend(self, scores: Scores) -> Scores:
+        """The scores the head is reordered by: its MaxSim ``scores`` (first-stage order)
+        interpolated with that order by ``first_stage_weight``."""
+        return interpolate(scores, self.first_stage_weight)
+
     def rerank(self, query: str, hits: Sequence[Hit], top_n: int) -> list[Hit]:
         """The best ``top_n`` after re-scoring the first ``config.candidates`` hits."""
         check_request(query, top_n)
         head = list(hits[: self.config.candidates])
         if not head:
             return []
-        return reorder(head, self.score_hits(query, head), list(hits[len(head) :]), top_n)
+        scores = self.blend(self.score_hits(query, head))
+        return reorder(head, scores, list(hits[len(head) :]), top_n)

@@ -91,7 +91,7 @@ def test_tokens_survive_reopen_and_a_reader_sees_the_log(col: Any, tmp_path: Pat
 
 def test_tokens_follow_replace_delete_and_compaction(col: Any) -> None:
     hits = col.search(Q, k=20).hits
-    top = LateReranker(col).rerank(Q, hits, 3)[0]
+    top = LateReranker(col, first_stage_weight=0.0).rerank(Q, hits, 3)[0]  # score: MaxSim
     col.delete([top.doc_id])
     assert LateReranker(col).score_hits(Q, [top])[0] == 0.0  # gone since its search
     col.upsert([Document(top.doc_id, "A recipe for apple pie with cinnamon.")])
@@ -178,3 +178,26 @@ def test_pooled_tokens_halve_the_vectors_and_score_as_the_texts_do(
         np.testing.assert_allclose(rr.score_hits(Q, hits), rr.score(Q, texts), rtol=2e-3)
     with Collection.open(tmp_path / "p") as again:  # collection.json keeps the factor
         assert again.config.tokens.pool == 2
+
+
+def test_the_first_stage_weight_blends_the_incoming_order(col: Any) -> None:
+    from ragfleet.pipeline import Pipeline, PipelineConfig
+    from ragfleet.rerank.base import RerankConfig
+
+    hits = col.search(Q, k=20).hits
+    maxsim = LateReranker(col, first_stage_weight=0.0)
+    raw = maxsim.score_hits(Q, hits)
+    alone = [h.chunk_id for h in maxsim.rerank(Q, hits, 20)]
+    assert alone == [hits[int(i)].chunk_id for i in np.argsort(-raw, kind="stable")]
+    kept = [h.chunk_id for h in LateReranker(col, first_stage_weight=1.0).rerank(Q, hits, 20)]
+    assert kept == [h.chunk_id for h in hits] != alone
+    blended = LateReranker(col).rerank(Q, hits, 20)  # the default, 0.4
+    want = np.sort(LateReranker(col).blend(raw))[::-1]
+    np.testing.assert_allclose([h.score for h in blended], want, rtol=1e-6)
+    # the pipeline blends the prefix it scored the same way
+    cfg = PipelineConfig(k=20, rerank_candidates=20, top_n=20)
+    rr = LateReranker(col, RerankConfig(candidates=20, batch_size=64), first_stage_weight=1.0)
+    out = Pipeline(col, rr, config=cfg).ask(Q, budget_ms=60_000)
+    assert [h.chunk_id for h in out.hits] == [h.chunk_id for h in hits]
+    with pytest.raises(ConfigError, match="first-stage weight"):
+        LateReranker(col, first_stage_weight=2.0)

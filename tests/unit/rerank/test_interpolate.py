@@ -1,0 +1,48 @@
+"""The first-stage interpolation of rerank scores (ragfleet.rerank.interpolate)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ragfleet.errors import ConfigError
+from ragfleet.rerank.interpolate import check_weight, interpolate
+
+finite = st.floats(-1e6, 1e6, allow_nan=False, width=32)
+
+
+def test_the_formula_on_a_worked_head() -> None:
+    # x = [1, 3, 2] → mm = [0, 1, .5]; first-stage term [1, .5, 0]; w = .25
+    out = interpolate(np.array([1.0, 3.0, 2.0], dtype=np.float32), 0.25)
+    np.testing.assert_allclose(out, [0.25, 0.875, 0.375], rtol=1e-6)
+
+
+@given(st.lists(finite, min_size=1, max_size=60))
+def test_weight_zero_keeps_the_scores_order_and_one_the_incoming_order(xs: list[float]) -> None:
+    x = np.asarray(xs, dtype=np.float32)
+    zero = interpolate(x, 0.0)
+    assert np.array_equal(zero, x)  # the scores themselves
+    assert np.array_equal(np.argsort(-zero, kind="stable"), np.argsort(-x, kind="stable"))
+    one = interpolate(x, 1.0)
+    assert list(np.argsort(-one, kind="stable")) == list(range(len(x)))
+
+
+@given(st.lists(finite, min_size=1, max_size=60), st.floats(1e-3, 1.0))
+def test_blended_scores_stay_in_the_unit_interval(xs: list[float], w: float) -> None:
+    out = interpolate(np.asarray(xs, dtype=np.float32), w)
+    assert out.dtype == np.float32 and out.shape == (len(xs),)
+    assert np.all(out >= -1e-6) and np.all(out <= 1 + 1e-6)
+
+
+def test_a_constant_head_keeps_the_incoming_order_and_empty_is_empty() -> None:
+    out = interpolate(np.full(4, 7.0, dtype=np.float32), 0.1)
+    assert list(np.argsort(-out, kind="stable")) == [0, 1, 2, 3]
+    assert interpolate(np.zeros(0, dtype=np.float32), 0.4).shape == (0,)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), "0.4", None])
+def test_a_weight_outside_the_unit_interval_is_refused(bad: object) -> None:
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        check_weight(bad)  # type: ignore[arg-type]
