@@ -33,8 +33,9 @@ def plot(report: dict[str, Any], path: Path) -> None:
         axes[0].plot(ns, [p["recall@10"] for p in pts], "o-", label=family)
         axes[1].plot(ns, [p["p99_ms"] for p in pts], "o-", label=family)
         axes[2].plot(ns, [p["ram_bytes_per_vector"] for p in pts], "o-", label=family)
-        worst = [min(r["ratio"] for r in single if r.get("family") == family and r.get("n") == n
-                     and "ratio" in r) for n in ns]  # fmt: skip
+        worst = [min((r["ratio"] for r in single if r.get("family") == family
+                      and r.get("n") == n and "ratio" in r), default=float("nan"))
+                 for n in ns]  # fmt: skip
         axes[3].plot(ns, worst, "o-", label=family)
     titles = ("recall@10 (best point)", "p99 ms / query, 1 thread", "RAM bytes / vector",
               "QPS ours / raw FAISS (lowest point)")  # fmt: skip

@@ -333,9 +333,10 @@ class Pipeline:
             )
         if done == 0:
             return _renumber(hits[:top_n])
-        final = np.asarray(scores)
-        if isinstance(self.reranker, Blender):
-            final = self.reranker.blend(final)
+        final = raw = np.asarray(scores)
+        if isinstance(self.reranker, Blender):  # the rank term over the planned budget
+            final = self.reranker.blend(raw, self.config.rerank_candidates)
+            return reorder(hits[:done], final, hits[done:], top_n, raw={self.reranker.name: raw})
         return reorder(hits[:done], final, hits[done:], top_n)
 
     def _score_within(

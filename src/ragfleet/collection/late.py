@@ -120,10 +120,10 @@ class LateInteraction:
         return enc.query_tokens(query)
 
     def late_scores(
-        self, query: str, hits: Sequence[Hit], via: Via = "scores"
+        self, query: str, hits: Sequence[Hit], via: Via = "scores", missing: float = 0.0
     ) -> npt.NDArray[np.float32]:
-        """``S(Q, D)`` for each hit's stored token vectors (0 for a chunk gone since its
-        search), fetched from the shards that hold them (see the module docstring)."""
+        """``S(Q, D)`` for each hit's stored token vectors (``missing`` for a chunk gone
+        since its search), fetched from the shards that hold them (see the module docstring)."""
         if via not in VIAS:
             raise ConfigError(f"late scoring via must be one of {VIAS}, got {via!r}")
         q = self.query_tokens(query)
@@ -141,5 +141,5 @@ class LateInteraction:
                 values, scale = codec.split(blocks.codes)
                 scores = maxsim_batch(q, values, blocks.offsets, scale)
                 scores[~blocks.found] = np.nan
-            out[idx] = np.nan_to_num(scores, nan=0.0)
+            out[idx] = np.where(np.isnan(scores), np.float32(missing), scores)
         return out

@@ -11,7 +11,7 @@ of one ranked lower).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -73,8 +73,11 @@ class Blender(Protocol):
     """A reranker whose final order blends its scores with the incoming order
     (:mod:`ragfleet.rerank.interpolate`); the pipeline applies it to the prefix it scored."""
 
-    def blend(self, scores: Scores) -> Scores:
-        """The scores to reorder by, from the raw scores of a head in incoming order."""
+    name: str
+
+    def blend(self, scores: Scores, budget: int) -> Scores:
+        """The scores to reorder by, from the raw scores of a head in incoming order, out
+        of a rerank planned for ``budget`` candidates."""
         ...
 
 
@@ -101,18 +104,30 @@ def rerank_with(reranker: Reranker, query: str, hits: Sequence[Hit], top_n: int)
     return reorder(head, scores, list(hits[len(head) :]), top_n)
 
 
-def reorder(head: Sequence[Hit], scores: Scores, tail: Sequence[Hit], top_n: int) -> list[Hit]:
+def reorder(
+    head: Sequence[Hit],
+    scores: Scores,
+    tail: Sequence[Hit],
+    top_n: int,
+    raw: Mapping[str, Scores] | None = None,
+) -> list[Hit]:
     """``head`` sorted by ``scores`` (descending, ties keep the incoming order), then
-    ``tail`` unchanged, cut to ``top_n`` and renumbered from 1. Inputs are not mutated."""
-    if len(scores) != len(head):
+    ``tail`` unchanged, cut to ``top_n`` and renumbered from 1. ``raw``: more per-hit
+    scores of the head to keep in each hit's ``scores`` under their names (a blending
+    reranker's own, before the blend; a missing one is left out). Inputs are not mutated."""
+    if len(scores) != len(head) or any(len(v) != len(head) for v in (raw or {}).values()):
         raise InputError(f"{len(scores)} rerank scores for {len(head)} hits")
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     out: list[Hit] = []
     for r, i in enumerate(order, start=1):
         h, s = head[int(i)], float(scores[int(i)])
+        extra = {k: float(v[int(i)]) for k, v in (raw or {}).items() if np.isfinite(v[int(i)])}
         out.append(
             dataclasses.replace(
-                h, score=s, scores={**h.scores, "rerank": s}, ranks={**h.ranks, "rerank": r}
+                h,
+                score=s,
+                scores={**h.scores, **extra, "rerank": s},
+                ranks={**h.ranks, "rerank": r},
             )
         )
     out.extend(tail)

@@ -2,16 +2,19 @@
 
 A reranker scores the head of a ranked list on its own and throws away what the first stage
 knew; interpolating the two is the usual remedy (Wang, Zhuang & Zuccon, ICTIR 2021, "BERT-based
-Dense Retrievers Require Interpolation with BM25 for Effective Passage Retrieval"). Over a head
-of ``n`` hits in first-stage order ``i = 0 … n−1`` with rerank scores ``x``::
+Dense Retrievers Require Interpolation with BM25 for Effective Passage Retrieval"). Over the
+head of a rerank budgeted at ``N`` candidates, hits in first-stage order ``i = 0 … n−1``
+(``n ≤ N``: fewer hits, or a rerank cut short at a deadline) with rerank scores ``x``::
 
-    s_i = (1 − w) · mm(x)_i + w · (n − 1 − i) / (n − 1)
-    mm(x)_i = (x_i − min x) / (max x − min x)      (0 for a constant head)
+    s_i = (1 − w) · mm(x)_i + w · (N − 1 − i) / (N − 1)
+    mm(x)_i = (x_i − min x) / (max x − min x)      (over the finite x; 0 for a constant head)
 
-the second term being the first-stage rank mapped linearly onto [1, 0] (1 for a head of one).
-Ranks, not first-stage scores, so the blend does not depend on how the first stage fused or
-scaled its signals. ``w = 1`` keeps the first stage's order; ``w = 0`` returns the rerank
-scores unchanged (their order alone, and their own scale).
+the second term being the first-stage rank mapped linearly from 1 (the first) to 0 (the
+``N``-th; 1 when ``N = 1``): the weight of a rank step is ``w / (N − 1)`` however many hits
+were scored. Ranks, not first-stage scores, so the blend does not depend on how the first
+stage fused or scaled its signals. A hit without a score (``NaN`` or ±inf: its chunk is gone
+since the search) gets ``min(finite s) − 1``: last. ``w = 1`` keeps the first stage's order;
+``w = 0`` returns the rerank scores as they are (their order alone, their own scale).
 
 For the late reranker the default ``w`` (:data:`FIRST_STAGE_WEIGHT`) was chosen on tune
 splits only — SciFact's train queries and SQuAD dev queries outside the evaluated 500 — as
@@ -19,6 +22,8 @@ the best mean nDCG@10 over both (``benchmarks/late_fusion.py``).
 """
 
 from __future__ import annotations
+
+import numbers
 
 import numpy as np
 
@@ -31,18 +36,28 @@ FIRST_STAGE_WEIGHT = 0.4
 
 def check_weight(weight: float) -> float:
     """``weight`` as a float in [0, 1], else :class:`ConfigError`."""
-    if not (isinstance(weight, int | float) and 0.0 <= float(weight) <= 1.0):
+    ok = isinstance(weight, numbers.Real) and not isinstance(weight, bool | np.bool_)
+    if not (ok and 0.0 <= float(weight) <= 1.0):
         raise ConfigError(f"the first-stage weight must be a number in [0, 1], got {weight!r}")
     return float(weight)
 
 
-def interpolate(scores: Scores, weight: float) -> Scores:
-    """``s`` of the module docstring for a head scored ``scores`` (first-stage order)."""
+def interpolate(scores: Scores, weight: float, budget: int | None = None) -> Scores:
+    """``s`` of the module docstring for a head scored ``scores`` (first-stage order) out of
+    a rerank of ``budget`` candidates (``N``; default ``len(scores)``)."""
     x = np.asarray(scores, dtype=np.float64)
     n = len(x)
-    if n == 0 or weight == 0.0:
-        return np.asarray(scores, dtype=np.float32)
-    span = float(x.max() - x.min())
-    mm = (x - x.min()) / span if span > 0 and np.isfinite(span) else np.zeros(n)
-    first = np.ones(1) if n == 1 else (n - 1 - np.arange(n)) / (n - 1)
-    return np.asarray((1.0 - weight) * mm + weight * first, dtype=np.float32)
+    if n == 0:
+        return np.zeros(0, dtype=np.float32)
+    finite = np.isfinite(x)
+    if weight == 0.0:
+        out = x.copy()
+    else:
+        big = max(n, budget or n)
+        lo, hi = (float(x[finite].min()), float(x[finite].max())) if finite.any() else (0.0, 0.0)
+        mm = (x - lo) / (hi - lo) if hi > lo else np.zeros(n)
+        first = np.ones(n) if big == 1 else (big - 1 - np.arange(n)) / (big - 1)
+        out = (1.0 - weight) * mm + weight * first
+    if not finite.all():
+        out[~finite] = (float(out[finite].min()) if finite.any() else 0.0) - 1.0
+    return np.asarray(out, dtype=np.float32)

@@ -47,7 +47,9 @@ class LateScorer(Protocol):
     @property
     def has_token_vectors(self) -> bool: ...
 
-    def late_scores(self, query: str, hits: Sequence[Hit], via: Via = "scores") -> Scores: ...
+    def late_scores(
+        self, query: str, hits: Sequence[Hit], via: Via = "scores", missing: float = 0.0
+    ) -> Scores: ...
 
 
 class LateReranker:
@@ -124,19 +126,23 @@ class LateReranker:
         return maxsim_batch(q, codec.decode(np.concatenate(packed)), offsets)
 
     def score_hits(self, query: str, hits: Sequence[Hit]) -> Scores:
-        """``S(Q, D)`` for each hit over its stored token vectors (0 for a chunk deleted
-        since the search); :meth:`score` over their texts without a retriever."""
+        """``S(Q, D)`` for each hit over its stored token vectors (``NaN`` for a chunk
+        deleted since the search: :meth:`blend` ranks it last); :meth:`score` over their
+        texts without a retriever."""
         if self.retriever is None:
             from ragfleet.rerank.base import passage_text
 
             return self.score(query, [passage_text(h) for h in hits])
-        out: npt.NDArray[np.float32] = self.retriever.late_scores(query, hits, via=self.via)
+        out: npt.NDArray[np.float32] = self.retriever.late_scores(
+            query, hits, via=self.via, missing=float("nan")
+        )
         return out
 
-    def blend(self, scores: Scores) -> Scores:
+    def blend(self, scores: Scores, budget: int) -> Scores:
         """The scores the head is reordered by: its MaxSim ``scores`` (first-stage order)
-        interpolated with that order by ``first_stage_weight``."""
-        return interpolate(scores, self.first_stage_weight)
+        interpolated with that order by ``first_stage_weight``, the rank term over the
+        ``budget`` of candidates the rerank was planned for."""
+        return interpolate(scores, self.first_stage_weight, budget)
 
     def rerank(self, query: str, hits: Sequence[Hit], top_n: int) -> list[Hit]:
         """The best ``top_n`` after re-scoring the first ``config.candidates`` hits."""
@@ -144,5 +150,6 @@ class LateReranker:
         head = list(hits[: self.config.candidates])
         if not head:
             return []
-        scores = self.blend(self.score_hits(query, head))
-        return reorder(head, scores, list(hits[len(head) :]), top_n)
+        raw = self.score_hits(query, head)
+        final = self.blend(raw, self.config.candidates)
+        return reorder(head, final, list(hits[len(head) :]), top_n, raw={self.name: raw})

@@ -93,7 +93,8 @@ def test_tokens_follow_replace_delete_and_compaction(col: Any) -> None:
     hits = col.search(Q, k=20).hits
     top = LateReranker(col, first_stage_weight=0.0).rerank(Q, hits, 3)[0]  # score: MaxSim
     col.delete([top.doc_id])
-    assert LateReranker(col).score_hits(Q, [top])[0] == 0.0  # gone since its search
+    assert np.isnan(LateReranker(col).score_hits(Q, [top])[0])  # gone since its search
+    assert col.late_scores(Q, [top])[0] == 0.0  # the retriever's default for a gone chunk
     col.upsert([Document(top.doc_id, "A recipe for apple pie with cinnamon.")])
     replaced = col.search("apple pie cinnamon", k=1).hits
     assert LateReranker(col).score_hits(Q, replaced)[0] < top.score
@@ -181,9 +182,6 @@ def test_pooled_tokens_halve_the_vectors_and_score_as_the_texts_do(
 
 
 def test_the_first_stage_weight_blends_the_incoming_order(col: Any) -> None:
-    from ragfleet.pipeline import Pipeline, PipelineConfig
-    from ragfleet.rerank.base import RerankConfig
-
     hits = col.search(Q, k=20).hits
     maxsim = LateReranker(col, first_stage_weight=0.0)
     raw = maxsim.score_hits(Q, hits)
@@ -191,13 +189,40 @@ def test_the_first_stage_weight_blends_the_incoming_order(col: Any) -> None:
     assert alone == [hits[int(i)].chunk_id for i in np.argsort(-raw, kind="stable")]
     kept = [h.chunk_id for h in LateReranker(col, first_stage_weight=1.0).rerank(Q, hits, 20)]
     assert kept == [h.chunk_id for h in hits] != alone
-    blended = LateReranker(col).rerank(Q, hits, 20)  # the default, 0.4
-    want = np.sort(LateReranker(col).blend(raw))[::-1]
-    np.testing.assert_allclose([h.score for h in blended], want, rtol=1e-6)
-    # the pipeline blends the prefix it scored the same way
-    cfg = PipelineConfig(k=20, rerank_candidates=20, top_n=20)
-    rr = LateReranker(col, RerankConfig(candidates=20, batch_size=64), first_stage_weight=1.0)
-    out = Pipeline(col, rr, config=cfg).ask(Q, budget_ms=60_000)
-    assert [h.chunk_id for h in out.hits] == [h.chunk_id for h in hits]
+    rr = LateReranker(col)  # the default weight, 0.4, over the default budget of 50
+    blended = rr.rerank(Q, hits, 20)
+    want = rr.blend(raw, 50)
+    order = np.argsort(-want, kind="stable")
+    assert [h.chunk_id for h in blended] == [hits[int(i)].chunk_id for i in order]
+    assert [h.score for h in blended] == pytest.approx([float(want[i]) for i in order])
+    assert [h.scores["late"] for h in blended] == pytest.approx([float(raw[i]) for i in order])
+    assert [h.chunk_id for h in blended] not in ([h.chunk_id for h in hits], alone)
     with pytest.raises(ConfigError, match="first-stage weight"):
         LateReranker(col, first_stage_weight=2.0)
+
+
+def test_the_pipeline_blends_as_the_reranker_does(col: Any) -> None:
+    from ragfleet.pipeline import Pipeline, PipelineConfig
+    from ragfleet.rerank.base import RerankConfig
+
+    rr = LateReranker(col, RerankConfig(candidates=20, batch_size=64))
+    hits = col.search(Q, k=20).hits
+    want = [h.chunk_id for h in rr.rerank(Q, hits, 20)]
+    assert want != [h.chunk_id for h in hits]
+    cfg = PipelineConfig(k=20, rerank_candidates=20, top_n=20)
+    out = Pipeline(col, rr, config=cfg).ask(Q, budget_ms=60_000)
+    assert "rerank" not in out.degraded
+    assert [h.chunk_id for h in out.hits] == want
+    assert all("late" in h.scores for h in out.hits)
+
+
+def test_a_chunk_deleted_since_the_search_goes_last_and_leaves_the_rest(col: Any) -> None:
+    hits = col.search(Q, k=20).hits
+    rr = LateReranker(col)
+    before = [h.chunk_id for h in rr.rerank(Q, hits, 20)]
+    gone = before[0]
+    col.delete([gone.rpartition("#")[0]])
+    after = rr.rerank(Q, hits, 20)
+    live = [c for c in before if not c.startswith(gone.rpartition("#")[0] + "#")]
+    assert [h.chunk_id for h in after][: len(live)] == live  # one zero does not squash the rest
+    assert after[-1].chunk_id.startswith(gone.rpartition("#")[0]) and "late" not in after[-1].scores
