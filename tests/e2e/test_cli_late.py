@@ -119,3 +119,26 @@ def test_token_pool_halves_the_tokens_and_is_checked(
     for bad in (["--token-pool", "2"], ["--token-vectors", "--token-pool", "0"]):
         res = runner.invoke(app, ["ingest", str(beir), "-c", str(tmp_path / "x"), *bad, "-q"])
         assert res.exit_code == 2 and "pool" in res.output and not (tmp_path / "x").exists()
+
+
+def test_late_weight_sets_the_blend_and_bad_values_are_refused(late_col: Path, beir: Path) -> None:
+    def ask(*extra: str) -> list[dict[str, object]]:
+        args = ["ask", str(late_col), Q, "--reranker", "late", "--rerank-n", "10", "--json"]
+        res = runner.invoke(app, [*args, *extra])
+        assert res.exit_code == 0, res.output
+        hits: list[dict[str, object]] = json.loads(res.stdout)["hits"]
+        return hits
+
+    alone = ask("--late-weight", "0")  # MaxSim alone: the rerank score is the raw MaxSim
+    assert all(h["scores"]["rerank"] == h["scores"]["late"] for h in alone)  # type: ignore[index]
+    blended = ask()  # the default blend: scores in [0, 1], the raw MaxSim kept beside
+    assert all(0.0 <= h["scores"]["rerank"] <= 1.0 < h["scores"]["late"] for h in blended)  # type: ignore[index, operator]
+    for cmd, bad, why in (
+        (["ask", str(late_col), Q, "--reranker", "late"], "1.5", "[0, 1]"),
+        (["ask", str(late_col), Q], "0.3", "--reranker late"),
+        (["ask", str(late_col), Q, "--reranker", "maxsim"], "0.3", "late reranker only"),
+        (["eval", "beir", str(beir), "--collection", str(late_col), "-q"], "0.3", "--reranker"),
+    ):
+        res = runner.invoke(app, [*cmd, "--late-weight", bad])
+        assert res.exit_code == 2 and why in res.output, res.output
+        assert len(res.output.strip().splitlines()) == 1

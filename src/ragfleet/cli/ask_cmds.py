@@ -19,6 +19,14 @@ RerankOpt = Annotated[
     typer.Option(help="late (stored token vectors) | maxsim | a cross-encoder directory"),
 ]
 RerankN = Annotated[int, typer.Option("--rerank-n", help="candidates the reranker re-scores")]
+LateWeight = Annotated[
+    float | None,
+    typer.Option(
+        "--late-weight",
+        help="late reranker: weight of the first-stage order in [0, 1] (default 0.4; "
+        "0: MaxSim alone)",
+    ),
+]
 GenOpt = Annotated[str, typer.Option(help="extractive | llama | openai")]
 BaseUrl = Annotated[
     str | None, typer.Option(help="OpenAI-compatible server, e.g. http://h:8000/v1")
@@ -46,9 +54,11 @@ def make_pipeline(
     model: str | None,
     top_n: int = 5,
     rerank_n: int = 20,
+    late_weight: float | None = None,
 ) -> Pipeline:
     """A :class:`~ragfleet.pipeline.Pipeline` from command-line choices; ``rerank_n``
-    candidates are retrieved and re-scored when a reranker is chosen."""
+    candidates are retrieved and re-scored when a reranker is chosen (``late_weight``: see
+    :func:`~ragfleet.rerank.load_reranker`)."""
     from ragfleet.errors import InputError
     from ragfleet.pipeline import Pipeline, PipelineConfig
     from ragfleet.rerank import RerankConfig, load_reranker
@@ -59,8 +69,15 @@ def make_pipeline(
         budget_ms=budget_ms, top_n=top_n, k=max(20, rerank_n if reranker else 0),
         rerank_candidates=rerank_n, min_rerank_candidates=min(5, rerank_n),
     )  # fmt: skip
+    if late_weight is not None and not reranker:
+        raise InputError("--late-weight needs --reranker late")
     rr = (
-        load_reranker(reranker, RerankConfig(candidates=rerank_n), retriever=collection)
+        load_reranker(
+            reranker,
+            RerankConfig(candidates=rerank_n),
+            retriever=collection,
+            late_weight=late_weight,
+        )
         if reranker
         else None
     )
@@ -92,12 +109,15 @@ def ask(
     model: ModelOpt = None,
     top_n: TopN = 5,
     rerank_n: RerankN = 20,
+    late_weight: LateWeight = None,
 ) -> None:
     """Answer QUESTION from COLLECTION with citations, within a latency budget."""
     from ragfleet.collection import Collection
 
     with user_errors(), Collection.open(collection, read_only=True) as col:
-        p = make_pipeline(col, budget_ms, reranker, generator, base_url, model, top_n, rerank_n)
+        p = make_pipeline(
+            col, budget_ms, reranker, generator, base_url, model, top_n, rerank_n, late_weight
+        )
         r = p.ask(question)
     if as_json:
         print_json(r.to_dict())
@@ -129,6 +149,7 @@ def budget(
     as_json: Annotated[bool, typer.Option("--json")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     rerank_n: RerankN = 20,
+    late_weight: LateWeight = None,
 ) -> None:
     """Measure p50/p95/p99 per stage over QUERIES and compare with the budget."""
     from ragfleet.collection import Collection
@@ -141,7 +162,9 @@ def budget(
             Collection.open(collection, read_only=True) as col,
             progress_bar("asking", quiet) as bar,
         ):
-            p = make_pipeline(col, budget_ms, reranker, generator, base_url, model, 5, rerank_n)
+            p = make_pipeline(
+                col, budget_ms, reranker, generator, base_url, model, 5, rerank_n, late_weight
+            )
             for i, q in enumerate(qs, start=1):
                 lat.add(p.ask(q).timings_ms)
                 bar(i, len(qs))

@@ -46,6 +46,14 @@ def beir(
     token_vectors: Annotated[
         bool, typer.Option("--token-vectors", help="with --build: store token vectors")
     ] = False,
+    late_weight: Annotated[
+        float | None,
+        typer.Option(
+            "--late-weight",
+            help="late reranker: weight of the first-stage order in [0, 1] (default 0.4; "
+            "0: MaxSim alone)",
+        ),
+    ] = None,
 ) -> None:
     """Run every test query; report nDCG@10, Recall@100, MRR@10 and latency percentiles
     (per stage, the reranker's included)."""
@@ -63,11 +71,18 @@ def beir(
         queries, qrels = load_beir_queries(data_dir), load_qrels(data_dir, split)
         if rerank_n < 1:
             raise InputError(f"--rerank-n must be >= 1, got {rerank_n}")
+        if late_weight is not None and not reranker:
+            raise InputError("--late-weight needs --reranker late")
         if build and not collection.exists():
             _build(collection, data_dir, shards, index, encoder, quiet, token_vectors)
         with Collection.open(collection, read_only=True) as col:
             rr = (
-                load_reranker(reranker, RerankConfig(candidates=rerank_n), retriever=col)
+                load_reranker(
+                    reranker,
+                    RerankConfig(candidates=rerank_n),
+                    retriever=col,
+                    late_weight=late_weight,
+                )
                 if reranker
                 else None
             )

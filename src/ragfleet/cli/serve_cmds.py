@@ -78,6 +78,10 @@ def serve(
         str, typer.Option(help="/ask reranks with: late (stored token vectors) | maxsim | ''")
     ] = "",
     rerank_n: Annotated[int, typer.Option("--rerank-n", help="/ask rerank candidates")] = 50,
+    late_weight: Annotated[
+        float | None,
+        typer.Option("--late-weight", help="/ask late reranker: first-stage weight in [0, 1]"),
+    ] = None,
     backend: Annotated[
         str | None,
         typer.Option(help="serve each collection as a fleet of replicated shards: ray | local"),
@@ -110,7 +114,7 @@ def serve(
             batch_max=batch_max, batch_wait_ms=batch_wait_ms, answer_dense=answer_dense,
             cors_origins=tuple(cors_origin or ()), trace_exporter=trace_exporter,  # type: ignore[arg-type]
             read_only=read_only or workers > 1, cache_bytes=cache_mb << 20, cache_url=cache_url,
-            reranker=reranker, rerank_n=rerank_n,
+            reranker=reranker, rerank_n=rerank_n, late_weight=late_weight,
         )  # fmt: skip
         os.environ[ENV] = spec_json([d.resolve() for d in dirs], keys.resolve(), settings, fleet)
         from ragfleet.serve.factory import from_env

@@ -19,19 +19,33 @@ __all__ = ["RerankConfig", "Reranker", "load_reranker", "reorder", "rerank_with"
 
 
 def load_reranker(
-    spec: str, config: RerankConfig | None = None, retriever: Any | None = None
+    spec: str,
+    config: RerankConfig | None = None,
+    retriever: Any | None = None,
+    *,
+    late_weight: float | None = None,
 ) -> Reranker:
     """``"late"`` → :class:`~ragfleet.rerank.late.LateReranker` over ``retriever``'s stored
-    token vectors; ``"maxsim"`` → :class:`~ragfleet.rerank.maxsim.MaxSimReranker`; any other
-    value is a cross-encoder directory →
-    :class:`~ragfleet.rerank.cross_encoder.CrossEncoderReranker`."""
+    token vectors, blending its MaxSim with the incoming order by ``late_weight`` (default
+    :data:`~ragfleet.rerank.interpolate.FIRST_STAGE_WEIGHT`; 0: MaxSim alone); ``"maxsim"`` →
+    :class:`~ragfleet.rerank.maxsim.MaxSimReranker`; any other value is a cross-encoder
+    directory → :class:`~ragfleet.rerank.cross_encoder.CrossEncoderReranker`."""
+    if late_weight is not None and spec != "late":
+        raise ConfigError(
+            f"the late weight applies to the late reranker only, not {spec!r}: drop it "
+            "or use --reranker late"
+        )
     if spec == "late":
         from ragfleet.rerank.late import LateReranker
 
         if retriever is None:
             raise ConfigError("the late reranker needs the collection whose hits it reranks")
+        from ragfleet.rerank.interpolate import FIRST_STAGE_WEIGHT
+
         late_config = config or RerankConfig(candidates=50)
-        return LateReranker(retriever, RerankConfig(late_config.candidates, batch_size=64))
+        weight = FIRST_STAGE_WEIGHT if late_weight is None else late_weight
+        cfg = RerankConfig(late_config.candidates, batch_size=64)
+        return LateReranker(retriever, cfg, first_stage_weight=weight)
     if spec == "maxsim":
         from ragfleet.rerank.maxsim import MaxSimReranker
 

@@ -56,7 +56,10 @@ def _pipeline(
     from ragfleet.rerank import RerankConfig, load_reranker
 
     n = settings.rerank_n
-    rr = load_reranker(settings.reranker, RerankConfig(candidates=n), retriever=col)
+    rr = load_reranker(
+        settings.reranker, RerankConfig(candidates=n), retriever=col,
+        late_weight=settings.late_weight,
+    )  # fmt: skip
     config = PipelineConfig(
         budget_ms=settings.ask_budget_ms, k=max(20, n), rerank_candidates=n,
         min_rerank_candidates=min(5, n),

@@ -55,6 +55,8 @@ class ServeSettings:
         reranker: ``/ask`` reranks with this (``late``: MaxSim over stored token vectors,
             for collections built with them); ``""``: no reranking.
         rerank_n: candidates ``/ask`` retrieves and re-scores with ``reranker``.
+        late_weight: with ``reranker="late"``, the weight of the first-stage order in the
+            reranked order (:mod:`ragfleet.rerank.interpolate`); ``None``: the default, 0.4.
     """
 
     max_body_bytes: int = 1 << 20
@@ -79,6 +81,7 @@ class ServeSettings:
     read_only: bool = False
     reranker: str = ""
     rerank_n: int = 50
+    late_weight: float | None = None
 
     def __post_init__(self) -> None:
         positive = {
@@ -104,6 +107,12 @@ class ServeSettings:
             raise ConfigError(f"batch_wait_ms must be at most 1000, got {self.batch_wait_ms}")
         if self.cache_url and not self.cache_bytes:
             raise ConfigError("cache_url needs cache_bytes > 0 (the in-process level)")
+        if self.late_weight is not None:
+            from ragfleet.rerank.interpolate import check_weight
+
+            check_weight(self.late_weight)
+            if self.reranker != "late":
+                raise ConfigError("late_weight needs reranker='late'")
         if self.trace_exporter not in ("none", "console", "otlp"):
             raise ConfigError(
                 f"trace_exporter must be none, console or otlp, got {self.trace_exporter!r}"

@@ -73,3 +73,13 @@ def test_numpy_weights_are_taken() -> None:
 def test_a_weight_outside_the_unit_interval_is_refused(bad: object) -> None:
     with pytest.raises(ConfigError, match=r"\[0, 1\]"):
         check_weight(bad)  # type: ignore[arg-type]
+
+
+def test_serve_settings_check_the_late_weight() -> None:
+    from ragfleet.serve.settings import ServeSettings
+
+    assert ServeSettings(reranker="late", late_weight=0.0).late_weight == 0.0
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        ServeSettings(reranker="late", late_weight=1.5)
+    with pytest.raises(ConfigError, match="reranker='late'"):
+        ServeSettings(late_weight=0.3)
