@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +46,9 @@ from ragfleet.index.shard import Shard, recover_swap, resolve_shard_dir
 from ragfleet.index.sparse.analyzer import Analyzer
 from ragfleet.search.searcher import Searcher
 from ragfleet.types import Document
+
+if TYPE_CHECKING:
+    from ragfleet.cluster.ray_backend import Transport
 
 Backend = Literal["local", "ray"]
 
@@ -108,9 +111,12 @@ class Fleet(ShardedRetriever):
         hedge: HedgeConfig | None = None,
         encoder: Encoder | None = None,
         writable: bool = False,
+        transport: Transport = "direct",
     ) -> Fleet:
         """Serve the live generation of the collection at ``path`` with ``replicas``
-        replicas per shard; ``writable`` takes the collection's writer lock."""
+        replicas per shard; ``writable`` takes the collection's writer lock. ``transport``
+        (Ray backend): how a query reaches the shard actors — ``"direct"``, their own
+        sockets (:mod:`ragfleet.cluster.direct`), or ``"ray"``, actor calls."""
         if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= 16:
             raise ConfigError(f"replicas must be between 1 and 16, got {replicas!r}")
         if backend not in ("local", "ray"):
@@ -128,7 +134,9 @@ class Fleet(ShardedRetriever):
             dirs = layout.shards(info.config.sharding.n_shards, generation)
             if backend == "local":
                 ensure_open_files(len(dirs), replicas)
-            groups, close = _deploy(backend, dirs, info, encoder.dim, replicas, address, writable)
+            groups, close = _deploy(
+                backend, dirs, info, encoder.dim, replicas, address, writable, transport
+            )
         except BaseException:
             if lock is not None:
                 lock.release()
@@ -189,6 +197,7 @@ def _deploy(
     replicas: int,
     address: str | None,
     writable: bool,
+    transport: Transport = "direct",
 ) -> tuple[list[list[ShardClient]], Callable[[], None]]:
     """The replicas of every shard, and how to stop them."""
     fingerprint = info.contract.fingerprint()
@@ -197,7 +206,7 @@ def _deploy(
 
         dep = deploy(
             dirs, info.config, dim, fingerprint, replicas=replicas, address=address,
-            writable=writable,
+            writable=writable, transport=transport,
         )  # fmt: skip
         return [list[ShardClient](g) for g in dep.clients], dep.close
     set_omp_threads(omp_threads_per_shard(len(dirs)))

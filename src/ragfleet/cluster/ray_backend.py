@@ -22,16 +22,18 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from ragfleet._optional import require
+from ragfleet.cluster.direct import TOKEN_BYTES, ChannelError, DirectClient, DirectServer
 from ragfleet.cluster.local_ray import cluster_address
 from ragfleet.config import CollectionConfig
 from ragfleet.errors import ConfigError
@@ -51,6 +53,9 @@ ACTOR_CPUS = 0.01  # actors are I/O- and FAISS-bound; a token share lets many fi
 # do on local shards; one call at a time would queue every client behind the slowest.
 ACTOR_CONCURRENCY = 8
 READY_TIMEOUT_S = 120.0
+# The read calls of a query, sent over the direct channel when the transport is "direct".
+DIRECT_METHODS = ("search", "term_stats", "fetch", "token_blocks", "late_scores")
+Transport = Literal["direct", "ray"]
 
 
 class ShardActor:
@@ -65,9 +70,18 @@ class ShardActor:
         dim: int,
         fingerprint: str,
         owner: bool = False,
+        token: bytes | None = None,
     ) -> None:
         cfg = CollectionConfig.from_dict(config)
         self.shard = Shard(Path(path), shard_id, cfg, dim, fingerprint, read_only=not owner)
+        self._direct: DirectServer | None = None
+        if token is not None:  # the query path's own socket (ragfleet.cluster.direct)
+            host = require("ray", "ray").util.get_node_ip_address()
+            self._direct = DirectServer(self.shard, DIRECT_METHODS, token, host)
+
+    def endpoint(self) -> tuple[str, int] | None:
+        """Where this replica's direct channel listens (None: the Ray transport only)."""
+        return None if self._direct is None else self._direct.address
 
     def search(self, q: ShardQuery) -> ShardResult:
         return self.shard.search(q)
@@ -85,6 +99,8 @@ class ShardActor:
         return self.shard.refresh()
 
     def close(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
         self.shard.close()
 
     def term_stats(self, terms: Sequence[str]) -> ShardTermStats:
@@ -109,27 +125,69 @@ class ShardActor:
 
 
 class RayShardClient:
-    """A ShardClient that forwards every call to one :class:`ShardActor`."""
+    """A ShardClient that forwards every call to one :class:`ShardActor`: the read calls
+    of a query over the actor's direct channel when it has one, the rest through Ray.
 
-    def __init__(self, actor: Any, shard_id: int) -> None:
+    A broken channel is a failed call (:class:`~ragfleet.cluster.direct.ChannelError`):
+    the replica set fails over, and the next call asks Ray where the actor listens now
+    (a restarted actor has a new port). With ``wait_restart`` (one replica, nothing to
+    fail over to) the call is retried once on the restarted actor instead, as Ray's own
+    ``max_task_retries=-1`` does for the Ray transport.
+    """
+
+    def __init__(
+        self, actor: Any, shard_id: int, *, token: bytes | None = None, wait_restart: bool = False
+    ) -> None:
         self.actor = actor
         self._shard_id = shard_id
         self._ray = require("ray", "ray")
+        self._token = token  # the deployment's direct-channel token; None: Ray calls only
+        self._wait_restart = wait_restart
+        self._channel: DirectClient | None = None
+        self._lock = threading.Lock()
 
     @property
     def shard_id(self) -> int:
         return self._shard_id
 
+    def _direct(self) -> DirectClient | None:
+        with self._lock:
+            if self._channel is None and self._token is not None:
+                where = self._ray.get(self.actor.endpoint.remote(), timeout=READY_TIMEOUT_S)
+                if where is not None:
+                    self._channel = DirectClient((str(where[0]), int(where[1])), self._token)
+            return self._channel
+
+    def _drop(self, channel: DirectClient) -> None:
+        with self._lock:
+            if self._channel is channel:
+                self._channel = None
+        channel.close()
+
+    def _read(self, method: str, *args: object) -> Any:
+        attempts = 2 if self._wait_restart else 1  # the second reaches the restarted actor
+        for attempt in range(attempts):
+            channel = self._direct()
+            if channel is None:
+                return self._ray.get(getattr(self.actor, method).remote(*args))
+            try:
+                return channel.call(method, *args)
+            except ChannelError:
+                self._drop(channel)
+                if attempt + 1 == attempts:
+                    raise
+        raise AssertionError("unreachable")
+
     def search(self, q: ShardQuery) -> ShardResult:
-        out: ShardResult = self._ray.get(self.actor.search.remote(q))
+        out: ShardResult = self._read("search", q)
         return out
 
     def term_stats(self, terms: Sequence[str]) -> ShardTermStats:
-        out: ShardTermStats = self._ray.get(self.actor.term_stats.remote(list(terms)))
+        out: ShardTermStats = self._read("term_stats", list(terms))
         return out
 
     def fetch(self, rows: Sequence[int]) -> dict[int, StoredChunk]:
-        out: dict[int, StoredChunk] = self._ray.get(self.actor.fetch.remote(list(rows)))
+        out: dict[int, StoredChunk] = self._read("fetch", list(rows))
         return out
 
     def stats(self) -> dict[str, object]:
@@ -137,11 +195,11 @@ class RayShardClient:
         return out
 
     def token_blocks(self, chunk_ids: Sequence[str]) -> TokenBlocks:
-        out: TokenBlocks = self._ray.get(self.actor.token_blocks.remote(list(chunk_ids)))
+        out: TokenBlocks = self._read("token_blocks", list(chunk_ids))
         return out
 
     def late_scores(self, q: npt.NDArray[np.float32], chunk_ids: Sequence[str]) -> Scores:
-        out: Scores = self._ray.get(self.actor.late_scores.remote(q, list(chunk_ids)))
+        out: Scores = self._read("late_scores", q, list(chunk_ids))
         return out
 
     def apply(self, upserts: Sequence[ChunkRecord], deletes: Sequence[str] = ()) -> int:
@@ -162,6 +220,10 @@ class RayShardClient:
 
     def close(self) -> None:
         """Close the actor's shard (a writer checkpoints) before the actor is killed."""
+        with self._lock:
+            channel, self._channel, self._token = self._channel, None, None
+        if channel is not None:
+            channel.close()
         self._ray.get(self.actor.close.remote())
 
     def where(self) -> tuple[int, str]:
@@ -246,12 +308,18 @@ def deploy(
     replicas: int,
     address: str | None = None,
     writable: bool = False,
+    transport: Transport = "direct",
 ) -> RayDeployment:
     """Start ``replicas`` :class:`ShardActor` per shard (``shard_dirs``, in shard order);
     with ``writable``, replica 0 of each shard is its owner (it opens the shard for
-    writing), the others read."""
+    writing), the others read. ``transport``: how a query's read calls reach an actor —
+    ``"direct"`` (its own socket, :mod:`ragfleet.cluster.direct`) or ``"ray"`` (actor
+    calls, for a cluster whose nodes accept only Ray's ports)."""
     if replicas < 1:
         raise ConfigError(f"replicas must be >= 1, got {replicas}")
+    if transport not in ("direct", "ray"):
+        raise ConfigError(f"transport must be 'direct' or 'ray', got {transport!r}")
+    token = secrets.token_bytes(TOKEN_BYTES) if transport == "direct" else None
     ray = require("ray", "ray")
     from ray.util.placement_group import placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -279,10 +347,12 @@ def deploy(
                 scheduling_strategy=PlacementGroupSchedulingStrategy(
                     pg, placement_group_bundle_index=r
                 ),
-            ).remote(str(shard_dir.resolve()), s, cfg, dim, fingerprint, writable and r == 0)
+            ).remote(str(shard_dir.resolve()), s, cfg, dim, fingerprint, writable and r == 0, token)
             for r in range(replicas)
         ]
-        out.clients.append([RayShardClient(a, s) for a in actors])
+        out.clients.append(
+            [RayShardClient(a, s, token=token, wait_restart=replicas == 1) for a in actors]
+        )
     try:
         ray.get([c.actor.where.remote() for cs in out.clients for c in cs], timeout=READY_TIMEOUT_S)
     except BaseException:

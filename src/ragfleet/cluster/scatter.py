@@ -2,8 +2,9 @@
 
 FAISS, the BM25 scorer's numpy kernels and SQLite release the GIL, so shards searched on
 threads run in parallel. A shard that misses the deadline is reported as missing — the
-caller flags the result with ``coverage = answered / asked`` instead of waiting. One
-shard is called inline (no pool hop) since there is nothing to overlap.
+caller flags the result with ``coverage = answered / asked`` instead of waiting. Without a
+deadline the first shard is called on the caller's thread (one pool hop fewer; a lone
+shard needs none).
 """
 
 from __future__ import annotations
@@ -50,9 +51,8 @@ class Scatter:
     ) -> Gathered[T]:
         """Call ``fn(target)`` for every ``(shard_id, target)``; wait until ``deadline_s``
         (a ``time.monotonic()`` instant) at most. An exception in any shard propagates."""
-        if len(targets) == 1 and deadline_s is None:
-            shard, target = targets[0]
-            return Gathered({shard: fn(target)}, ())
+        if deadline_s is None and targets:
+            return self._gather_inline_first(targets, fn)
         futures: dict[Future[T], int] = {self._pool.submit(fn, t): s for s, t in targets}
         timeout = None if deadline_s is None else max(0.0, deadline_s - time.monotonic())
         done, pending = wait(futures, timeout=timeout, return_when=FIRST_EXCEPTION)
@@ -69,6 +69,28 @@ class Scatter:
         results = {futures[f]: f.result() for f in done}
         missing = tuple(sorted(futures[f] for f in pending))
         return Gathered(dict(sorted(results.items())), missing)
+
+    def _gather_inline_first(
+        self, targets: Sequence[tuple[int, C]], fn: Callable[[C], T]
+    ) -> Gathered[T]:
+        """No deadline to keep: the first shard is called on the caller's thread while the
+        pool calls the rest, one thread hop fewer per query (the caller would only wait)."""
+        futures = [(s, self._pool.submit(fn, t)) for s, t in targets[1:]]
+        try:
+            first = fn(targets[0][1])
+        except BaseException:
+            for _, f in futures:
+                f.cancel()
+            raise
+        results = {targets[0][0]: first}
+        for i, (s, f) in enumerate(futures):
+            try:
+                results[s] = f.result()
+            except BaseException:
+                for _, g in futures[i + 1 :]:
+                    g.cancel()
+                raise
+        return Gathered(dict(sorted(results.items())), ())
 
 
 def omp_threads_per_shard(n_concurrent: int) -> int:

@@ -222,3 +222,15 @@ def test_a_caller_error_is_raised_at_once_and_marks_no_replica_down() -> None:
     assert a.calls + b.calls == 1  # not failed over: the other replica would refuse too
     assert shard.errors == 0 and max(shard._down_until) == 0.0
     shard.close()
+
+
+def test_latency_window_quantile_matches_numpy_at_every_size_and_after_adds() -> None:
+    rng = np.random.default_rng(3)
+    w = LatencyWindow(16)
+    seen: list[float] = []
+    for _ in range(40):
+        v = float(rng.exponential(0.01))
+        w.add(v)
+        seen.append(v)
+        for q in (0.0, 0.5, 0.95, 0.999):
+            assert w.quantile(q) == pytest.approx(float(np.quantile(seen[-16:], q)), rel=1e-12)
