@@ -20,11 +20,14 @@ as a constructor argument, through Ray — the same trust boundary as Ray's own 
 server binds the node's Ray address (loopback on a one-machine cluster), never every
 interface.
 
-Bounds: a frame is at most :data:`MAX_FRAME_BYTES`; a server holds at most
-:data:`MAX_CONNECTIONS` connections (one more is closed at once); the handshake must
-arrive within :data:`HANDSHAKE_TIMEOUT_S`; a call waits at most ``call_timeout_s``.
-A broken connection raises :class:`ChannelError` (a ``ConnectionError``): the replica set
-marks that replica down and fails over, as it does for a dead actor.
+Bounds: a frame is at most :data:`MAX_FRAME_BYTES`; a client runs at most
+:data:`MAX_CALLS_PER_CLIENT` calls at once (one connection each), a server holds at most
+:data:`MAX_CONNECTIONS` (one more is closed at once); the whole handshake must arrive
+within :data:`HANDSHAKE_TIMEOUT_S`; a call waits at most ``call_timeout_s``
+(:class:`ChannelTimeout`). A broken connection raises :class:`ChannelError` (a
+``ConnectionError``): the replica set marks that replica down and fails over, as it does
+for a dead actor. The token travels in clear: across machines the channel is as private
+as the network between the nodes, as Ray's own ports are.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import pickle
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -43,9 +47,11 @@ log = logging.getLogger(__name__)
 
 TOKEN_BYTES = 32
 MAX_FRAME_BYTES = 1 << 30
-MAX_CONNECTIONS = 256
+MAX_CONNECTIONS = 1024
+MAX_CALLS_PER_CLIENT = 64  # one client's concurrent calls (and so connections) at most
 HANDSHAKE_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 5.0
+MIN_CALL_TIMEOUT_S = 1e-3
 _HEADER = struct.Struct("!Q")
 
 
@@ -53,12 +59,22 @@ class ChannelError(ConnectionError):
     """The connection to a shard actor broke or could not be made."""
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytearray | None:
-    """Exactly ``n`` bytes, or None at a clean end of stream before the first byte."""
+class ChannelTimeout(ChannelError):
+    """A call got no reply within its timeout (the actor may still be running it)."""
+
+
+def _recv_exact(sock: socket.socket, n: int, deadline: float | None = None) -> bytearray | None:
+    """Exactly ``n`` bytes, or None at a clean end of stream before the first byte; with
+    ``deadline`` (a ``time.monotonic()`` instant) the whole read must end by then."""
     buf = bytearray(n)
     view = memoryview(buf)
     got = 0
     while got < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ChannelError(f"no {n} bytes by the deadline (got {got})")
+            sock.settimeout(left)
         r = sock.recv_into(view[got:])
         if r == 0:
             if got == 0:
@@ -133,8 +149,12 @@ class DirectServer:
         while True:
             try:
                 conn, _ = self._sock.accept()
-            except OSError:
-                return  # closed
+            except OSError as e:
+                if self._closed:
+                    return
+                log.warning("direct channel: accept failed (%s); retrying", e)
+                time.sleep(0.05)  # EMFILE, ECONNABORTED…: the actor keeps serving
+                continue
             with self._lock:
                 full = len(self._conns) >= MAX_CONNECTIONS
                 if not (full or self._closed):
@@ -143,13 +163,18 @@ class DirectServer:
                 log.warning("direct channel: refusing a connection (%d open)", MAX_CONNECTIONS)
                 conn.close()
                 continue
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            try:
+                threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            except RuntimeError as e:  # no thread to be had: refuse this one, keep going
+                log.warning("direct channel: cannot serve a connection: %s", e)
+                with self._lock:
+                    self._conns.discard(conn)
+                conn.close()
 
     def _serve(self, conn: socket.socket) -> None:
         try:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn.settimeout(HANDSHAKE_TIMEOUT_S)
-            token = _recv_exact(conn, TOKEN_BYTES)
+            token = _recv_exact(conn, TOKEN_BYTES, time.monotonic() + HANDSHAKE_TIMEOUT_S)
             if token is None or not hmac.compare_digest(bytes(token), self._token):
                 return  # not one of ours: nothing is unpickled
             conn.settimeout(None)
@@ -178,25 +203,39 @@ class DirectClient:
     def __init__(
         self, address: tuple[str, int], token: bytes, *, call_timeout_s: float | None = 60.0
     ) -> None:
+        if call_timeout_s is not None and not call_timeout_s >= MIN_CALL_TIMEOUT_S:
+            raise ValueError(f"call_timeout_s must be >= {MIN_CALL_TIMEOUT_S} s or None")
         self.address = address
         self._token = token
         self._timeout = call_timeout_s
         self._idle: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(MAX_CALLS_PER_CLIENT)
         self._closed = False
 
     def call(self, method: str, *args: object) -> Any:
-        """``method(*args)`` on the server's target; its exception is raised here."""
-        sock = self._take()
-        try:
-            send_frame(sock, pickle.dumps((method, args), protocol=pickle.HIGHEST_PROTOCOL))
-            payload = recv_frame(sock)
-            if payload is None:
-                raise ChannelError(f"shard at {self.address} closed the connection")
-        except OSError as e:  # ChannelError is one; a timeout (EAGAIN) is one
-            sock.close()
-            raise e if isinstance(e, ChannelError) else ChannelError(str(e)) from e
-        self._give(sock)
+        """``method(*args)`` on the server's target; its exception is raised here. At most
+        :data:`MAX_CALLS_PER_CLIENT` calls run at once; the others wait for a slot."""
+        request = pickle.dumps((method, args), protocol=pickle.HIGHEST_PROTOCOL)
+        with self._slots:
+            sock = self._take()
+            try:
+                send_frame(sock, request)
+                payload = recv_frame(sock)
+                if payload is None:
+                    raise ChannelError(f"shard at {self.address} closed the connection")
+            except ChannelError:
+                sock.close()
+                raise
+            except BlockingIOError as e:  # SO_RCVTIMEO / SO_SNDTIMEO ran out
+                sock.close()
+                raise ChannelTimeout(
+                    f"no reply from the shard at {self.address} in {self._timeout} s"
+                ) from e
+            except OSError as e:
+                sock.close()
+                raise ChannelError(f"the connection to {self.address} broke: {e}") from e
+            self._give(sock)
         ok, value = pickle.loads(payload)
         if not ok:
             raise value
@@ -217,6 +256,9 @@ class DirectClient:
                 return self._idle.pop()
         try:
             sock = socket.create_connection(self.address, timeout=CONNECT_TIMEOUT_S)
+        except OSError as e:
+            raise ChannelError(f"cannot reach the shard at {self.address}: {e}") from e
+        try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.sendall(self._token)
             sock.settimeout(None)
@@ -226,7 +268,8 @@ class DirectClient:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
         except OSError as e:
-            raise ChannelError(f"cannot reach the shard at {self.address}: {e}") from e
+            sock.close()
+            raise ChannelError(f"cannot open a channel to {self.address}: {e}") from e
         return sock
 
     def _give(self, sock: socket.socket) -> None:

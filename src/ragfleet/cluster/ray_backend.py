@@ -33,7 +33,13 @@ import numpy as np
 import numpy.typing as npt
 
 from ragfleet._optional import require
-from ragfleet.cluster.direct import TOKEN_BYTES, ChannelError, DirectClient, DirectServer
+from ragfleet.cluster.direct import (
+    TOKEN_BYTES,
+    ChannelError,
+    ChannelTimeout,
+    DirectClient,
+    DirectServer,
+)
 from ragfleet.cluster.local_ray import cluster_address
 from ragfleet.config import CollectionConfig
 from ragfleet.errors import ConfigError
@@ -172,6 +178,8 @@ class RayShardClient:
                 return self._ray.get(getattr(self.actor, method).remote(*args))
             try:
                 return channel.call(method, *args)
+            except ChannelTimeout:
+                raise  # the actor is busy, not gone: resending would run the call twice
             except ChannelError:
                 self._drop(channel)
                 if attempt + 1 == attempts:

@@ -271,7 +271,7 @@ class ReplicatedShard:
         try:
             out = fn(self.replicas[i])
         except BaseException as e:
-            if not is_caller_error(e):
+            if isinstance(e, Exception) and not is_caller_error(e):  # an interrupt is ours
                 with self._lock:
                     self._down_until[i] = time.monotonic() + self.config.down_s
                     self.errors += 1

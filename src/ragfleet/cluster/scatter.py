@@ -74,7 +74,9 @@ class Scatter:
         self, targets: Sequence[tuple[int, C]], fn: Callable[[C], T]
     ) -> Gathered[T]:
         """No deadline to keep: the first shard is called on the caller's thread while the
-        pool calls the rest, one thread hop fewer per query (the caller would only wait)."""
+        pool calls the rest, one thread hop fewer per query (the caller would only wait).
+        An error surfaces once the first shard has returned (then in shard order), not
+        the moment another shard raises."""
         futures = [(s, self._pool.submit(fn, t)) for s, t in targets[1:]]
         try:
             first = fn(targets[0][1])

@@ -15,7 +15,13 @@ import numpy as np
 import pytest
 
 from ragfleet.cluster import direct
-from ragfleet.cluster.direct import TOKEN_BYTES, ChannelError, DirectClient, DirectServer
+from ragfleet.cluster.direct import (
+    TOKEN_BYTES,
+    ChannelError,
+    ChannelTimeout,
+    DirectClient,
+    DirectServer,
+)
 from ragfleet.cluster.replicated import HedgeConfig, ReplicatedShard
 from ragfleet.errors import InputError
 from ragfleet.index.shard import ShardQuery
@@ -137,7 +143,7 @@ def test_a_closed_server_is_a_channel_error_and_fails_over(served) -> None:  # t
 def test_a_call_past_its_timeout_is_a_channel_error(served) -> None:  # type: ignore[no-untyped-def]
     _, server, token = served
     client = DirectClient(server.address, token, call_timeout_s=0.2)
-    with pytest.raises(ChannelError):
+    with pytest.raises(ChannelTimeout):  # told apart: a busy actor is not a dead one
         client.call("slow", 2.0)
     assert client.call("echo", 5) == 5  # a fresh connection: the late reply is not read
 
@@ -206,7 +212,7 @@ def test_a_dead_replica_channel_fails_over_to_the_other(collection_factory) -> N
     # least outstanding, ties at random: both replicas are chosen (seeded)
     replicas = ReplicatedShard(
         [Replica(s) for s in servers],  # type: ignore[misc]
-        HedgeConfig(hedge=False, latency_aware=False),
+        HedgeConfig(hedge=False, latency_aware=False, down_s=60.0),
     )
     q = ShardQuery(k=3, vectors=np.ones((1, shard.dim), np.float32))
     try:
@@ -220,3 +226,20 @@ def test_a_dead_replica_channel_fails_over_to_the_other(collection_factory) -> N
     finally:
         replicas.close()
         servers[1].close()
+
+
+def test_a_sub_millisecond_timeout_is_refused() -> None:
+    with pytest.raises(ValueError, match="call_timeout_s"):
+        DirectClient(("127.0.0.1", 1), secrets.token_bytes(TOKEN_BYTES), call_timeout_s=1e-7)
+
+
+def test_a_slow_handshake_is_cut_at_its_total_deadline(served, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    _, server, token = served
+    monkeypatch.setattr(direct, "HANDSHAKE_TIMEOUT_S", 0.5)
+    with socket.create_connection(server.address) as s:
+        t0 = time.monotonic()
+        for b in token[:4]:  # a byte every 0.2 s: each read is in time, the whole is not
+            s.sendall(bytes([b]))
+            time.sleep(0.2)
+        assert closed_without_reply(s)
+        assert time.monotonic() - t0 < 2.0
