@@ -45,7 +45,8 @@ class Citation:
 class Answer:
     """A generated answer: ``text`` with ``[n]`` markers, the citations they resolve to,
     the passages that were shown (``[n]`` is ``passages[n - 1]``), the model, and
-    per-step timings in milliseconds. ``truncated`` is set when the deadline cut it short."""
+    per-step timings in milliseconds. ``truncated`` is set when the deadline cut it short;
+    ``short`` is the answer span an extractive answer found inside its sentence."""
 
     text: str
     citations: tuple[Citation, ...]
@@ -53,10 +54,12 @@ class Answer:
     model: str
     timings_ms: Mapping[str, float] = field(default_factory=dict)
     truncated: bool = False
+    short: str = ""  # the answer span inside ``text`` where one stands out ("" if none)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "text": self.text,
+            "short": self.short,
             "citations": [c.to_dict() for c in self.citations],
             "passages": [
                 {"n": n, "chunk_id": h.chunk_id, "doc_id": h.doc_id, "title": h.title}

@@ -6,12 +6,17 @@ passage's title, which pronouns in the sentence refer to), plus an optional embe
 similarity and a small prior for the passage's rank ``n``:
 
     overlap(s) = Σ_{t ∈ Q ∩ s} idf(t) / Σ_{t ∈ Q} idf(t),   idf(t) = ln(1 + N / df(t))
-    score(s)   = overlap(s) + λ·cos(e_Q, e_s) + β / n
+    score(s)   = overlap(s) + γ·cue(s) + λ·cos(e_Q, e_s) + β / n
 
 with ``N`` the number of candidate sentences and ``df(t)`` how many contain term ``t``
-(terms from the BM25 analyzer: lowercased, stopwords dropped, Snowball-stemmed). This is
-the sliding-window / term-overlap baseline of SQuAD (Rajpurkar et al. 2016, §5) at sentence
-granularity. The best sentence is the answer, cited ``[n]`` with its character span.
+(terms from the BM25 analyzer: lowercased, stopwords dropped, Snowball-stemmed) and
+``cue(s)`` the answer-type cue of :mod:`ragfleet.generate.answer_type` (1 when the sentence
+holds a number, date or name of the kind the question asks for that the question does not
+already hold). The overlap alone is the sliding-window baseline of SQuAD (Rajpurkar et al.
+2016, §5) at sentence granularity; it prefers the sentence that restates the question over
+the one that answers it, which the cue corrects. The best sentence is the answer, cited
+``[n]`` with its character span; the typed candidate nearest the question's words in it is
+``Answer.short``.
 """
 
 from __future__ import annotations
@@ -26,9 +31,12 @@ from typing import Any
 import numpy as np
 
 from ragfleet.errors import ConfigError
+from ragfleet.generate.answer_type import best_span, cue
 from ragfleet.generate.base import Answer, Citation, check_query
 from ragfleet.generate.prompt import PromptConfig, TokenCounter, build_prompt
 from ragfleet.types import Hit
+
+TYPE_WEIGHT = 0.1  # γ, chosen on the tuning half of SQuAD dev (benchmarks/answer_select.py)
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,7 @@ class ExtractiveConfig:
     +78 ms with 4, +138 ms with 8), so the default shortlist is 4."""
 
     sentences: int = 1
+    type_weight: float = TYPE_WEIGHT
     dense_weight: float = 1.0
     dense_shortlist: int = 4
     dense_prior_ms: float = 100.0
@@ -55,8 +64,10 @@ class ExtractiveConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.sentences < 1 or self.dense_weight < 0 or self.rank_prior < 0:
-            raise ConfigError("extractive sentences >= 1, dense_weight >= 0, rank_prior >= 0")
+        if min(self.dense_weight, self.rank_prior, self.type_weight) < 0 or self.sentences < 1:
+            raise ConfigError(
+                "extractive sentences >= 1, dense_weight, rank_prior and type_weight >= 0"
+            )
         if self.dense_shortlist < self.sentences:
             raise ConfigError(
                 f"dense_shortlist ({self.dense_shortlist}) must be >= sentences ({self.sentences})"
@@ -130,8 +141,12 @@ class Extractive:
                 h = passages[s.n - 1]
                 citations.append(Citation(s.n, h.chunk_id, h.doc_id, (s.start, s.end)))
         cut = not dense and self.encoder is not None and self.config.dense_weight > 0
+        span = best_span(query, chosen[0].text)
+        short = "" if span is None else chosen[0].text[span[0] : span[1]]
         timings = {"generate": _ms(t0)}
-        return Answer(text, tuple(citations), passages, self.name, timings, truncated=cut)
+        return Answer(
+            text, tuple(citations), passages, self.name, timings, truncated=cut, short=short
+        )
 
     def dense_fits(self, left_ms: float | None) -> bool:
         """Whether the ``λ·cos`` term fits ``left_ms``: its p99 over the last runs (before
@@ -155,6 +170,8 @@ class Extractive:
         overlap = term_overlap(set(q_terms), [set(t) for t in s_terms])
         prior = np.array([1.0 / s.n for s in sentences]) * self.config.rank_prior
         out = np.asarray(overlap + prior, dtype=np.float64)
+        if self.config.type_weight > 0:
+            out += self.config.type_weight * np.array([cue(query, s.text) for s in sentences])
         if dense and self.encoder is not None and self.config.dense_weight > 0:
             t0 = time.perf_counter()
             short = np.argsort(-out, kind="stable")[: self.config.dense_shortlist]
