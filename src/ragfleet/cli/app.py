@@ -18,6 +18,7 @@ from ragfleet.cli import (
     cluster_cmds,
     collection_cmds,
     eval_cmds,
+    feed_cmds,
     serve_cmds,
     write_cmds,
 )
@@ -37,6 +38,7 @@ eval_cmds.register(app)
 ask_cmds.register(app)
 write_cmds.register(app)
 cluster_cmds.register(app)
+feed_cmds.register(app)
 
 
 def main() -> None:

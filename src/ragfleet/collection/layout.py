@@ -100,6 +100,12 @@ class Layout:
         """The shard directories of the root generation (for gc)."""
         return sorted(self.root.glob("shard-[0-9][0-9][0-9]*"))
 
+    def feed_ledger(self, stream: str, group: str) -> Path:
+        """The change feed's ledger of applied versions (``ragfleet.feed.ledger``), one per
+        stream and group, at the root: it outlives generations, as the documents do."""
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{stream}.{group}")
+        return self.root / f"feed-{safe}.sqlite"
+
     # -- beside the collection ------------------------------------------------------------
     def build_dir(self, pid: int) -> Path:
         return self.root.with_name(f".{self.root.name}.building-{pid}")
