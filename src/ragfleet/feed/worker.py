@@ -144,7 +144,11 @@ class FeedWorker:
             raw = [(_s(i), f) for _, entries in reply or [] for i, f in entries if f]
             if own and not raw:
                 self._resumed.add(consumer)
-        return self.process(client, raw) if raw else BatchResult()
+        if not raw:
+            return BatchResult()
+        result = self.process(client, raw)
+        self._observe_lag(client)  # one round trip a batch: the gauges stay current
+        return result
 
     def _claim(self, client: Any, consumer: str) -> list[Raw]:
         now = time.monotonic()
