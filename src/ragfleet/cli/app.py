@@ -19,6 +19,7 @@ from ragfleet.cli import (
     collection_cmds,
     eval_cmds,
     feed_cmds,
+    plan_cmds,
     serve_cmds,
     write_cmds,
 )
@@ -39,6 +40,7 @@ ask_cmds.register(app)
 write_cmds.register(app)
 cluster_cmds.register(app)
 feed_cmds.register(app)
+plan_cmds.register(app)
 
 
 def main() -> None:
